@@ -1,0 +1,102 @@
+//! `testbed <profile>`: the program of CONTRACT.md.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use conformance::settings::{Profile, Settings};
+use engineio::{CloseReason, Engine, Frame, Handler, Message, Socket};
+
+/// Profile `engineio`: every message goes back to its sender unchanged.
+struct Echo;
+
+impl Handler for Echo {
+    type Conn = ();
+
+    fn on_open(&self, _: &Socket) {}
+
+    fn on_message(&self, _: &mut (), socket: &Socket, message: Message) {
+        let frame = match message {
+            Message::Text(text) => Frame::text(&*text),
+            Message::Binary(data) => Frame::binary(data),
+        };
+        let _ = socket.send(frame);
+    }
+
+    fn on_close(&self, _: (), _: &Socket, _: CloseReason) {}
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match Settings::from_env_and_args(std::env::args().skip(1)) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("testbed: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("testbed: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(settings))
+}
+
+async fn run(settings: Settings) -> ExitCode {
+    let addr = format!("{}:{}", settings.host, settings.port);
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("testbed: cannot listen on {addr}: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let served = match settings.profile {
+        Profile::EngineIo => {
+            let engine = Engine::new(settings.engine_config("/engine.io/"), Echo);
+            announce(&settings);
+            engine.serve(listener, shutdown_signal()).await
+        }
+        Profile::SocketIo | Profile::App => {
+            eprintln!("testbed: profile not built yet");
+            return ExitCode::from(2);
+        }
+    };
+    // Let the close frames and final polls go out.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("testbed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn announce(settings: &Settings) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {}:{}", settings.host, settings.port);
+    let _ = out.flush();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

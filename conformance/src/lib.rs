@@ -1,0 +1,3 @@
+//! The testbed of `CONTRACT.md`: one program that tests and benchmarks drive.
+
+pub mod settings;

