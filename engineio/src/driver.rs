@@ -167,6 +167,11 @@ impl<H: Handler> Driver<H> {
                 }
             }
         }
+        // What the handlers queued answers a pending GET now, as Node writes to a writable
+        // transport at once.
+        if self.session.transport() == TransportKind::Polling {
+            self.flush_poll();
+        }
     }
 
     fn deliver(&self, conn: &mut H::Conn, message: Message) {

@@ -201,14 +201,13 @@ impl<H: Handler> Engine<H> {
         };
         if let Some(sid) = query_param(&query, "sid") {
             let entry = self.inner.get(sid).ok_or(RequestError::UnknownSid)?;
+            // The protocol revision is fixed at the handshake (CVE-2026-102599); Node checks
+            // it on every request of the session.
+            if query_param(&query, "EIO") != Some("4") {
+                return Err(RequestError::BadRequest);
+            }
             return match upgrade {
-                Some(on_upgrade) => {
-                    // The protocol revision is fixed at the handshake (CVE-2026-102599).
-                    if query_param(&query, "EIO") != Some("4") {
-                        return Err(RequestError::BadRequest);
-                    }
-                    self.upgrade(entry, &parts.headers, on_upgrade)
-                }
+                Some(on_upgrade) => self.upgrade(entry, &parts.headers, on_upgrade),
                 None if entry.socket.transport() != transport => Err(RequestError::BadRequest),
                 None if transport == TransportKind::WebSocket => Err(RequestError::BadRequest),
                 None => Ok(match parts.method {

@@ -52,6 +52,7 @@ pub use handler::Handler;
 pub use packet::{Frame, Message, Str};
 pub use request::{RemoteAddr, RequestInfo};
 pub use session::{CloseReason, TransportKind};
+pub use sid::generate as generate_id;
 pub use socket::Socket;
 
 /// Decoders exposed for fuzzing only.

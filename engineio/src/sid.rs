@@ -3,8 +3,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// A fresh session id, the same length and alphabet as Node's (`base64id`).
-pub(crate) fn generate() -> String {
+/// A fresh id (sessions, Socket.IO sockets), the same length and alphabet as Node's (`base64id`).
+pub fn generate() -> String {
     let mut bytes = [0u8; 15];
     rand::fill(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)

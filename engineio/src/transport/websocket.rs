@@ -50,11 +50,20 @@ pub(crate) fn accept_key(headers: &HeaderMap) -> Result<String, RequestError> {
         })
     });
     match headers.get("sec-websocket-key") {
-        Some(key) if version_ok && connection_ok && !key.is_empty() => {
+        Some(key) if version_ok && connection_ok && valid_key(key.as_bytes()) => {
             Ok(derive_accept_key(key.as_bytes()))
         }
         _ => Err(RequestError::BadRequest),
     }
+}
+
+/// A key is base64 of 16 bytes: 22 characters then `==` (as `ws` checks it).
+fn valid_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 /// Socket limits: `maxHttpBufferSize` per message (close 1009 above it, CVE-2016-10542), and a
