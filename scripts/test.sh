@@ -26,7 +26,7 @@ if [ -f conformance/package.json ]; then
   (cd conformance && npm ci --no-audit --no-fund)
   for target in rust node; do
     step "conformance suite against the $target testbed"
-    (cd conformance && TESTBED=$target node --test --test-concurrency=1 test/)
+    TESTBED=$target ./conformance/run-tests.sh
   done
 fi
 echo
