@@ -202,7 +202,9 @@ impl Default for HttpCompression {
 /// The `allowRequest` hook: `Err(message)` refuses the handshake or upgrade with 403 code 4
 /// (on WebSocket: a plain 400, as Node).
 #[derive(Clone)]
-pub struct AllowRequest(pub(crate) Arc<dyn Fn(&RequestInfo) -> Result<(), String> + Send + Sync>);
+pub struct AllowRequest(pub(crate) Arc<AllowFn>);
+
+type AllowFn = dyn Fn(&RequestInfo) -> Result<(), String> + Send + Sync;
 
 impl AllowRequest {
     /// Wraps a check of the request.

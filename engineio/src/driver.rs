@@ -26,7 +26,7 @@ pub(crate) enum Cmd {
     /// A polling POST body, fully read; answered once its packets are handled.
     Post(Bytes, oneshot::Sender<()>),
     /// A WebSocket opened with this sid (an upgrade probe).
-    WebSocket(WsStream),
+    WebSocket(Box<WsStream>),
     /// A transport failure seen by a request handler (bad or duplicate POST, 413, 408).
     Fail(CloseReason),
     /// The WebSocket writer ended, with this reason.
@@ -225,10 +225,10 @@ impl<H: Handler> Driver<H> {
             }
             Cmd::WebSocket(ws) => {
                 if self.session.start_upgrade(Instant::now()) {
-                    self.probe = Some(ws);
+                    self.probe = Some(*ws);
                 } else {
                     // Already upgraded or upgrading: accepted, then closed at once (Node).
-                    websocket::close_later(ws);
+                    websocket::close_later(*ws);
                 }
             }
             Cmd::Fail(reason) | Cmd::WriterDone(reason) => self.session.close(reason),
@@ -370,7 +370,7 @@ impl<H: Handler> Driver<H> {
                         return;
                     }
                     Some(Cmd::Post(_, done)) => { let _ = done.send(()); }
-                    Some(Cmd::WebSocket(ws)) => websocket::close_later(ws),
+                    Some(Cmd::WebSocket(ws)) => websocket::close_later(*ws),
                     Some(_) => {}
                     None => return,
                 },

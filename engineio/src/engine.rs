@@ -345,9 +345,9 @@ impl<H: Handler> Engine<H> {
             if let Ok(upgraded) = on_upgrade.await {
                 let ws = websocket::from_upgraded(upgraded, max_payload).await;
                 if let Err(mpsc::error::SendError(Cmd::WebSocket(ws))) =
-                    entry.cmds.send(Cmd::WebSocket(ws)).await
+                    entry.cmds.send(Cmd::WebSocket(Box::new(ws))).await
                 {
-                    websocket::close_later(ws);
+                    websocket::close_later(*ws);
                 }
             }
         });

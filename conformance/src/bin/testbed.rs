@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use conformance::profiles;
 use conformance::settings::{Profile, Settings};
 use engineio::{CloseReason, Engine, Frame, Handler, Message, Socket};
 
@@ -65,9 +66,20 @@ async fn run(settings: Settings) -> ExitCode {
             announce(&settings);
             engine.serve(listener, shutdown_signal()).await
         }
-        Profile::SocketIo | Profile::App => {
-            eprintln!("testbed: profile not built yet");
-            return ExitCode::from(2);
+        Profile::SocketIo => {
+            let io = profiles::socketio_profile(&settings);
+            announce(&settings);
+            io.serve(listener, shutdown_signal()).await
+        }
+        Profile::App => {
+            if settings.redis_url.is_some() {
+                eprintln!("testbed: REDIS_URL is not supported yet (single node only)");
+                return ExitCode::from(2);
+            }
+            let io = socketio::SocketIo::new(profiles::socketio_config(&settings));
+            profiles::app_profile(&settings, &io);
+            announce(&settings);
+            io.serve(listener, shutdown_signal()).await
         }
     };
     // Let the close frames and final polls go out.
