@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::engine::EngineInner;
@@ -46,6 +47,9 @@ pub(crate) enum PollReply {
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_INVALID_DATA: u16 = 1007;
 const CLOSE_PROTOCOL: u16 = 1002;
+
+/// How long a server close may spend sending what was queued before the socket is dropped.
+const FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) struct Driver<H: Handler> {
     engine: Arc<EngineInner<H>>,
@@ -263,6 +267,11 @@ impl<H: Handler> Driver<H> {
                     return self.session.probe_closed();
                 }
                 let code = match err {
+                    // The peer went away without a close frame: Node's ws reports a close.
+                    WsError::Io(_)
+                    | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                        return self.session.close(CloseReason::TransportClose);
+                    }
                     WsError::Capacity(_) => CLOSE_TOO_BIG,
                     WsError::Utf8(_) => CLOSE_INVALID_DATA,
                     WsError::Protocol(_) => CLOSE_PROTOCOL,
@@ -326,6 +335,19 @@ impl<H: Handler> Driver<H> {
         };
         self.shared().request_close(reason, flush);
         self.shared().writable.store(false, Ordering::Release);
+        if self.session.transport() == TransportKind::WebSocket {
+            // The writer sends what it must and the close frame; one that a client does not
+            // read is stopped, at once or after a grace for a flushing close.
+            let shared = self.shared().clone();
+            if flush {
+                tokio::spawn(async move {
+                    tokio::time::sleep(FLUSH_GRACE).await;
+                    shared.kill.notify_one();
+                });
+            } else {
+                shared.kill.notify_one();
+            }
+        }
         if let Some(probe) = self.probe.take() {
             websocket::close_later(probe);
         }

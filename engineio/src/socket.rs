@@ -62,6 +62,8 @@ impl Socket {
             tracing::debug!(sid = %self.id(), "outbound queue full: closing the connection");
             self.shared
                 .request_close(CloseReason::TransportError, false);
+            // The WebSocket writer is stuck on a client that does not read: stop it.
+            self.shared.kill.notify_one();
         }
         self.shared.notify.notify_one();
         result
@@ -96,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) request: RequestInfo,
     queue: Mutex<OutQueue>,
     pub(crate) notify: Notify,
+    /// Stops a WebSocket write that a client no longer reads.
+    pub(crate) kill: Notify,
     /// 0 polling, 1 WebSocket.
     pub(crate) transport: AtomicU8,
     /// Whether a write would go out now (a pending GET, or an open WebSocket): `volatile`.
@@ -122,6 +126,7 @@ impl Shared {
             request,
             queue: Mutex::new(OutQueue::default()),
             notify: Notify::new(),
+            kill: Notify::new(),
             transport: AtomicU8::new(transport as u8),
             writable: AtomicBool::new(false),
             post_busy: AtomicBool::new(false),

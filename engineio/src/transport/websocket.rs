@@ -121,7 +121,6 @@ pub(crate) fn spawn_writer(shared: Arc<Shared>, tx: WsStreamTx, cmds: mpsc::Send
 
 async fn write_loop(shared: &Shared, mut tx: WsStreamTx) -> CloseReason {
     loop {
-        shared.writable.store(true, Ordering::Release);
         let (frames, close) = {
             let mut queue = shared.queue();
             (queue.take(), queue.close)
@@ -129,13 +128,21 @@ async fn write_loop(shared: &Shared, mut tx: WsStreamTx) -> CloseReason {
         let flush = close.is_none_or(|c| c.flush);
         if flush && !frames.is_empty() {
             shared.writable.store(false, Ordering::Release);
-            for frame in &frames {
-                if tx.feed(to_ws(frame, shared.b64)).await.is_err() {
-                    return CloseReason::TransportClose;
+            let write = async {
+                for frame in &frames {
+                    tx.feed(to_ws(frame, shared.b64)).await?;
                 }
-            }
-            if tx.flush().await.is_err() {
-                return CloseReason::TransportClose;
+                tx.flush().await
+            };
+            // A client that stops reading blocks the write: the session's end (or a full
+            // queue) kills it, so the socket is dropped instead of held forever.
+            tokio::select! {
+                written = write => if written.is_err() {
+                    return CloseReason::TransportClose;
+                },
+                () = shared.kill.notified() => {
+                    return shared.queue().close.map_or(CloseReason::TransportError, |c| c.reason);
+                }
             }
         }
         if let Some(close) = close {
@@ -155,7 +162,11 @@ async fn write_loop(shared: &Shared, mut tx: WsStreamTx) -> CloseReason {
             .await;
             return close.reason;
         }
-        shared.notify.notified().await;
+        if frames.is_empty() {
+            // Idle: a volatile message may go now.
+            shared.writable.store(true, Ordering::Release);
+            shared.notify.notified().await;
+        }
     }
 }
 
