@@ -7,9 +7,9 @@ use http::HeaderMap;
 
 use crate::Value;
 
-/// The details of a socket's connection, for handlers and middlewares.
+/// The details of a socket's connection, for handlers and middlewares. Cluster adapters build
+/// it from what other nodes send.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct Handshake {
     /// Request headers of the Engine.IO handshake.
     pub headers: HeaderMap,

@@ -48,7 +48,8 @@ impl LocalAdapter {
         }
     }
 
-    fn namespace(&self) -> Option<Namespace> {
+    /// The namespace this adapter serves (gone once the namespace is dropped).
+    pub fn namespace(&self) -> Option<Namespace> {
         self.ns.upgrade().map(|inner| Namespace { inner })
     }
 

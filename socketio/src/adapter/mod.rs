@@ -61,7 +61,6 @@ impl BroadcastOptions {
 
 /// A socket as `fetch_sockets` returns it, wherever it lives.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct SocketInfo {
     /// Socket id.
     pub id: String,
