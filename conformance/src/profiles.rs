@@ -1,10 +1,12 @@
 //! The `socketio` and `app` profiles of CONTRACT.md on the `socketio` crate.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socketio::{
-    BroadcastOperator, Config, Namespace, ParserKind, RecoveryConfig, SocketIo, Value, map_get,
+    BroadcastOperator, Config, Namespace, ParserKind, RecoveryConfig, Socket, SocketIo, Value,
+    map_get,
 };
 
 use crate::settings::Settings;
@@ -31,19 +33,48 @@ pub fn socketio_profile(settings: &Settings) -> SocketIo {
     let mut config = socketio_config(settings);
     config.connect_timeout = Duration::from_millis(1000);
     let io = SocketIo::new(config);
+    // The suite's client (ws ≥ 8.17) handles all frames of one TCP read at once and only starts
+    // listening for `auth` after the CONNECT reply: if both arrive in one read, it misses `auth`
+    // (Node's own server fails it now and then). So `auth` leaves a moment after the reply —
+    // or at once if the client sends an event first, so it still comes before any answer.
+    let pending: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
+    let send_auth = {
+        let pending = pending.clone();
+        move |socket: &Socket| {
+            let auth = pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(socket.id());
+            if let Some(auth) = auth {
+                let _ = socket.emit("auth", vec![auth]);
+            }
+        }
+    };
     for name in ["/", "/custom"] {
-        io.of(name).on_connection(|socket| {
+        let ns = io.of(name);
+        let (pending_c, send_auth_c) = (pending.clone(), send_auth.clone());
+        ns.on_connection(move |socket| {
+            let auth = socket.handshake().auth.clone();
+            pending_c
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(socket.id().to_owned(), auth);
             let socket = socket.clone();
-            // The suite's client (ws ≥ 8.17) handles all frames of one TCP read at once and
-            // only starts listening for `auth` after the CONNECT reply: if both arrive in one
-            // read, it misses `auth` (Node's own server fails it now and then). A short pause
-            // lets the reply go out alone.
+            let send_auth = send_auth_c.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                let auth = socket.handshake().auth.clone();
-                let _ = socket.emit("auth", vec![auth]);
+                send_auth(&socket);
             });
         });
+        let pending = pending.clone();
+        ns.on_disconnect(move |socket, _| {
+            pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(socket.id());
+        });
+        let send_auth = send_auth.clone();
+        ns.on_any(move |socket, _, _| send_auth(socket));
     }
     io.of("/")
         .on("message", |socket, args, _| {
@@ -165,17 +196,22 @@ fn setup_app_namespace(ns: Namespace, node_name: String) {
     })
     .on("op", move |socket, args, ack| {
         let ns = socket.ns().clone();
-        let received = received.clone();
         let spec = args.into_iter().next().unwrap_or(Value::Nil);
-        tokio::spawn(async move {
-            let result = match run_op(&ns, &received, &spec).await {
-                Ok(result) => result,
-                Err(message) => map(vec![("error", Value::from(message))]),
-            };
+        let reply = |result: Result<Value, String>| {
+            let result =
+                result.unwrap_or_else(|message| map(vec![("error", Value::from(message))]));
             if let Some(ack) = ack {
                 ack.send(vec![result]);
             }
-        });
+        };
+        // Ops that only send run here, in arrival order (as Node runs them synchronously in
+        // the handler); ops that wait for answers run in a task.
+        match run_sync_op(&ns, &received, &spec) {
+            Some(result) => reply(result),
+            None => {
+                tokio::spawn(async move { reply(run_async_op(&ns, &spec).await) });
+            }
+        }
     });
 }
 
@@ -257,38 +293,97 @@ fn ack_result(responses: socketio::AckResponses) -> Value {
     map(vec![("err", err), ("responses", Value::Array(list))])
 }
 
-async fn run_op(
-    ns: &Namespace,
-    received: &Mutex<Vec<Value>>,
-    spec: &Value,
-) -> Result<Value, String> {
+fn op_name(spec: &Value) -> Result<String, String> {
     if !spec.is_map() {
         return Err("op spec must be an object".into());
     }
-    let name = field(spec, "op")
+    Ok(field(spec, "op")
         .and_then(string)
         .unwrap_or_default()
-        .to_owned();
-    match name.as_str() {
+        .to_owned())
+}
+
+/// Runs an op that completes without waiting; `None` for the ops that wait (run those with
+/// [`run_async_op`]).
+fn run_sync_op(
+    ns: &Namespace,
+    received: &Mutex<Vec<Value>>,
+    spec: &Value,
+) -> Option<Result<Value, String>> {
+    let name = match op_name(spec) {
+        Ok(name) => name,
+        Err(err) => return Some(Err(err)),
+    };
+    let result = match name.as_str() {
+        "emit" if field(spec, "timeout").is_none() => (|| {
+            let event = required_string(spec, "event")?;
+            let args = args_of(spec)?;
+            targets(ns, spec)?
+                .emit(&event, args)
+                .map_err(|e| e.to_string())?;
+            Ok(map(vec![]))
+        })(),
+        "socketsJoin" => (|| {
+            let room = required_string(spec, "room")?;
+            targets(ns, spec)?.sockets_join([room]);
+            Ok(map(vec![]))
+        })(),
+        "socketsLeave" => (|| {
+            let room = required_string(spec, "room")?;
+            targets(ns, spec)?.sockets_leave([room]);
+            Ok(map(vec![]))
+        })(),
+        "disconnectSockets" => (|| {
+            let close = optional_bool(spec, "close")?;
+            targets(ns, spec)?.disconnect_sockets(close);
+            Ok(map(vec![]))
+        })(),
+        "serverSideEmit" if field(spec, "timeout").is_none() => (|| {
+            let event = required_string(spec, "event")?;
+            let args = args_of(spec)?;
+            ns.server_side_emit(&event, args)
+                .map_err(|e| e.to_string())?;
+            Ok(map(vec![]))
+        })(),
+        "received" => {
+            let events = received
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            Ok(map(vec![("events", Value::Array(events))]))
+        }
+        "emit" | "serverSideEmit" | "fetchSockets" | "serverCount" | "allRooms" | "remote" => {
+            return None;
+        }
+        other => Err(format!("unknown op \"{other}\"")),
+    };
+    Some(result)
+}
+
+/// Runs an op that waits for answers (from this node's clients or the cluster).
+async fn run_async_op(ns: &Namespace, spec: &Value) -> Result<Value, String> {
+    match op_name(spec)?.as_str() {
         "emit" => {
             let event = required_string(spec, "event")?;
             let args = args_of(spec)?;
-            let timeout = optional_timeout(spec)?;
+            let timeout = optional_timeout(spec)?.unwrap_or_default();
             let op = targets(ns, spec)?;
-            match timeout {
-                None => {
-                    op.emit(&event, args).map_err(|e| e.to_string())?;
-                    Ok(map(vec![]))
-                }
-                Some(timeout) => {
-                    let responses = op
-                        .timeout(timeout)
-                        .emit_with_ack(&event, args)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok(ack_result(responses))
-                }
-            }
+            let responses = op
+                .timeout(timeout)
+                .emit_with_ack(&event, args)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(ack_result(responses))
+        }
+        "serverSideEmit" => {
+            let event = required_string(spec, "event")?;
+            let args = args_of(spec)?;
+            let timeout = optional_timeout(spec)?.unwrap_or_default();
+            let responses = ns
+                .server_side_emit_with_ack(&event, args, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(ack_result(responses))
         }
         "fetchSockets" => {
             let mut sockets = targets(ns, spec)?
@@ -307,39 +402,6 @@ async fn run_op(
                 })
                 .collect();
             Ok(map(vec![("sockets", Value::Array(list))]))
-        }
-        "socketsJoin" => {
-            let room = required_string(spec, "room")?;
-            targets(ns, spec)?.sockets_join([room]);
-            Ok(map(vec![]))
-        }
-        "socketsLeave" => {
-            let room = required_string(spec, "room")?;
-            targets(ns, spec)?.sockets_leave([room]);
-            Ok(map(vec![]))
-        }
-        "disconnectSockets" => {
-            let close = optional_bool(spec, "close")?;
-            targets(ns, spec)?.disconnect_sockets(close);
-            Ok(map(vec![]))
-        }
-        "serverSideEmit" => {
-            let event = required_string(spec, "event")?;
-            let args = args_of(spec)?;
-            match optional_timeout(spec)? {
-                None => {
-                    ns.server_side_emit(&event, args)
-                        .map_err(|e| e.to_string())?;
-                    Ok(map(vec![]))
-                }
-                Some(timeout) => {
-                    let responses = ns
-                        .server_side_emit_with_ack(&event, args, timeout)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok(ack_result(responses))
-                }
-            }
         }
         "serverCount" => {
             let count = ns.adapter().server_count().await;
@@ -385,13 +447,6 @@ async fn run_op(
                 _ => socket.disconnect(false),
             }
             Ok(map(vec![("found", Value::from(true))]))
-        }
-        "received" => {
-            let events = received
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            Ok(map(vec![("events", Value::Array(events))]))
         }
         other => Err(format!("unknown op \"{other}\"")),
     }

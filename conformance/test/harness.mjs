@@ -6,6 +6,7 @@
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -516,3 +517,218 @@ export async function assertHealthy(tb, { websocket = true, polling = true } = {
     }
   }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Socket.IO helpers (profiles `socketio` and `app`).
+
+/** `{ "_placeholder": true, "num": n }` as the default parser writes it. */
+export const placeholder = (num) => ({ _placeholder: true, num });
+
+/** Client transport variants: polling only, WebSocket only, polling then upgrade. */
+export const CLIENT_TRANSPORTS = {
+  polling: { transports: ["polling"] },
+  websocket: { transports: ["websocket"] },
+  upgrade: { transports: ["polling", "websocket"] },
+};
+
+let sioModule;
+let msgpackParserModule;
+async function loadSio() {
+  sioModule ??= await import("socket.io-client");
+  return sioModule;
+}
+/** The `socket.io-msgpack-parser` module (for the client `parser` option). */
+export async function msgpackParser() {
+  msgpackParserModule ??= (await import("socket.io-msgpack-parser")).default;
+  return msgpackParserModule;
+}
+
+/** Resolve with the arguments of the next `event` on `emitter`; reject after `timeout` ms. */
+export function once(emitter, event, timeout = 3000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, handler);
+      reject(new Error(`no "${event}" within ${timeout} ms`));
+    }, timeout);
+    const handler = (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    };
+    emitter.once(event, handler);
+  });
+}
+
+/**
+ * A `socket.io-client` socket (new Manager each time, reconnection off unless asked) for
+ * namespace `nsp` of the testbed. `opts.parser` = "msgpack" selects socket.io-msgpack-parser.
+ * Not connected yet when returned unless `autoConnect` is left on (default): await `connected()`.
+ */
+export async function sioClient(tb, nsp = "/", opts = {}) {
+  const { io } = await loadSio();
+  const o = { forceNew: true, reconnection: false, timeout: 5000, ...opts };
+  if (o.parser === "msgpack") o.parser = await msgpackParser();
+  else if (o.parser === undefined && tb.env?.PARSER === "msgpack") o.parser = await msgpackParser();
+  else if (o.parser === "json") delete o.parser;
+  const socket = io(tb.url + (nsp === "/" ? "" : nsp), o);
+  sioClients.add(socket);
+  return socket;
+}
+
+const sioClients = new Set();
+/** Close every client made by `sioClient` (call in afterEach). */
+export function closeSioClients() {
+  for (const s of sioClients) {
+    try {
+      s.io.reconnection(false);
+      s.io.engine?.close();
+      s.disconnect();
+    } catch {
+      // already closed
+    }
+  }
+  sioClients.clear();
+}
+
+/** Wait for `connect` (reject on `connect_error` or timeout). */
+export function connected(socket, timeout = 4000) {
+  if (socket.connected) return Promise.resolve(socket);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`socket did not connect within ${timeout} ms`));
+    }, timeout);
+    const onConnect = () => {
+      cleanup();
+      resolve(socket);
+    };
+    const onError = (err) => {
+      cleanup();
+      reject(new Error(`connect_error: ${err?.message ?? err}`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off("connect", onConnect);
+      socket.off("connect_error", onError);
+    };
+    socket.on("connect", onConnect);
+    socket.on("connect_error", onError);
+  });
+}
+
+/** A connected client; `upgrade` variants also wait for the WebSocket upgrade. */
+export async function sioConnect(tb, nsp = "/", opts = {}) {
+  const { waitUpgrade, ...rest } = opts;
+  const socket = await sioClient(tb, nsp, rest);
+  const upgraded =
+    waitUpgrade && rest.transports?.includes("websocket") && rest.transports?.includes("polling")
+      ? once(socket.io, "open", 4000).then(() => once(socket.io.engine, "upgrade", 4000))
+      : null;
+  upgraded?.catch(() => {});
+  await connected(socket);
+  if (upgraded && socket.io.engine.transport.name !== "websocket") await upgraded;
+  return socket;
+}
+
+/** Emit with an ack (4 s timeout); resolves with the array of all ack arguments. */
+export const ack = (socket, ...args) =>
+  new Promise((resolve, reject) =>
+    socket.timeout(4000).emit(...args, (err, ...res) => (err ? reject(err) : resolve(res))),
+  );
+
+/** Run an `op` on the app testbed through `socket` and return its result. */
+export const op = async (socket, spec) => (await ack(socket, "op", spec))[0];
+
+/**
+ * The Socket.IO server is healthy: the process runs, and a fresh WebSocket client connects to `/`
+ * and gets an echo (`app`: `echo` ack; `socketio`: `message-with-ack`).
+ */
+export async function assertSioHealthy(tb) {
+  assert.ok(tb.alive(), `testbed process died; stderr: ${tb.stderr()}`);
+  const socket = await sioClient(tb, "/", { transports: ["websocket"] });
+  try {
+    await connected(socket);
+    const event = tb.profile === "socketio" ? "message-with-ack" : "echo";
+    assert.deepEqual(await ack(socket, event, "health", 1), ["health", 1]);
+  } finally {
+    socket.disconnect();
+    sioClients.delete(socket);
+  }
+}
+
+/**
+ * Raw Socket.IO over a WebSocket-only Engine.IO session: handshakes and, unless `nsp` is null,
+ * sends CONNECT (`40`, `40/chat,` ...) with `auth` and waits for the reply. Returns
+ * `{ ws, sid, open, reply }` (reply: the raw CONNECT reply text).
+ */
+export async function sioRawWs(tb, { nsp = "/", auth, query } = {}) {
+  const { ws, sid, open } = await wsHandshake(tb, query);
+  let reply;
+  if (nsp !== null) {
+    reply = await sioRawConnect(ws, nsp, auth);
+  }
+  return { ws, sid, open, reply };
+}
+
+/** Send a CONNECT for `nsp` on a raw WsClient and return the reply text (pings skipped). */
+export async function sioRawConnect(ws, nsp = "/", auth) {
+  const prefix = nsp === "/" ? "" : `${nsp},`;
+  ws.send(`40${prefix}${auth === undefined ? "" : JSON.stringify(auth)}`);
+  const m = await ws.nextNonPing();
+  assert.equal(m.isBinary, false, "CONNECT reply must be a text frame");
+  return m.data;
+}
+
+/** Parse `40{...}` / `40/nsp,{...}` into `{ nsp, data }`. */
+export function parseConnectReply(text) {
+  const m = /^40(\/[^,]*,)?(.*)$/s.exec(text);
+  assert.ok(m, `expected a CONNECT reply, got ${JSON.stringify(text)}`);
+  return { nsp: m[1] ? m[1].slice(0, -1) : "/", data: JSON.parse(m[2]) };
+}
+
+/** Assert that the raw WebSocket gets closed by the server within `timeout` (pings answered). */
+export async function assertWsClosedByServer(ws, timeout = 2000) {
+  const deadline = Date.now() + timeout;
+  const seen = [];
+  for (;;) {
+    if (ws.isClosed) return seen;
+    let m;
+    try {
+      m = await ws.next(Math.max(1, deadline - Date.now()));
+    } catch (e) {
+      if (ws.isClosed) return seen;
+      throw new Error(`connection still open after ${timeout} ms; frames seen: ${JSON.stringify(seen)}`);
+    }
+    if (!m.isBinary && m.data === "2") ws.send("3");
+    else seen.push(m.isBinary ? `<bin ${m.data.toString("hex")}>` : m.data);
+  }
+}
+
+/** Assert that nothing but pings arrives on `ws` for `ms` and the connection stays open. */
+export async function assertWsQuiet(ws, ms = 300) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    let m;
+    try {
+      m = await ws.next(left);
+    } catch (e) {
+      if (ws.isClosed) assert.fail("connection closed by the server");
+      break;
+    }
+    if (!m.isBinary && m.data === "2") {
+      ws.send("3");
+      continue;
+    }
+    assert.fail(`unexpected frame ${m.isBinary ? `<bin ${m.data.toString("hex")}>` : JSON.stringify(m.data)}`);
+  }
+  assert.ok(!ws.isClosed, "connection closed by the server");
+}
+
+/**
+ * `notepack.io` (msgpack codec used by socket.io-msgpack-parser), loaded through the parser's own
+ * dependency resolution: `{ encode, decode }` for raw msgpack frames.
+ */
+export const notepack = createRequire(createRequire(import.meta.url).resolve("socket.io-msgpack-parser"))(
+  "notepack.io",
+);

@@ -366,7 +366,9 @@ impl Namespace {
         self.inner.recovery
     }
 
-    pub(crate) fn next_ack_id(&self) -> u64 {
+    /// A fresh ack id of this namespace (one counter per namespace, as Node's `_ids`): a
+    /// cluster adapter numbers the packets of another node's broadcast with acks with it.
+    pub fn next_ack_id(&self) -> u64 {
         self.inner.ack_ids.fetch_add(1, Ordering::Relaxed)
     }
 

@@ -265,7 +265,8 @@ impl Socket {
         lock(&self.inner.acks).insert(id, waiter);
     }
 
-    pub(crate) fn remove_ack_waiter(&self, id: u64) {
+    /// Stops waiting for the ack `id` (a cluster adapter's broadcast with acks timed out).
+    pub fn remove_ack_waiter(&self, id: u64) {
         lock(&self.inner.acks).remove(&id);
     }
 

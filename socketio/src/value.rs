@@ -29,6 +29,23 @@ pub const MAX_DEPTH: usize = 127;
 ///
 /// [`ParseError::InvalidJson`] when `text` is not one valid JSON value.
 pub fn from_json_str(text: &str) -> Result<Value, ParseError> {
+    match parse(text) {
+        // `JSON.parse` takes lone surrogate escapes (a string cut in the middle of an emoji by
+        // `slice`); Rust strings cannot hold them, so they become U+FFFD rather than costing
+        // the client its connection.
+        Err(err) => {
+            let fixed = replace_lone_surrogates(text);
+            if fixed == text {
+                Err(err)
+            } else {
+                parse(&fixed).map_err(|_| err)
+            }
+        }
+        ok => ok,
+    }
+}
+
+fn parse(text: &str) -> Result<Value, ParseError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let value = JsonSeed
         .deserialize(&mut de)
@@ -36,6 +53,42 @@ pub fn from_json_str(text: &str) -> Result<Value, ParseError> {
     de.end()
         .map_err(|e| ParseError::InvalidJson(e.to_string()))?;
     Ok(value)
+}
+
+/// Rewrites `\uD800`–`\uDFFF` escapes that are not part of a surrogate pair as `\uFFFD`.
+fn replace_lone_surrogates(text: &str) -> String {
+    fn escape_at(b: &[u8], i: usize) -> Option<u16> {
+        let hex = b.get(i..i + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match escape_at(b, i) {
+            Some(0xD800..=0xDBFF) if matches!(escape_at(b, i + 6), Some(0xDC00..=0xDFFF)) => {
+                i += 12
+            }
+            Some(0xD800..=0xDFFF) => {
+                out.push_str(&text[copied..i]);
+                out.push_str("\\ufffd");
+                i += 6;
+                copied = i;
+            }
+            // Any other escape: skip the backslash and the escaped character.
+            _ => i += 2,
+        }
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    out
 }
 
 /// Serialises `value` as `JSON.stringify` would (see [`write_json`]).
@@ -648,5 +701,15 @@ mod tests {
         while let Value::Array(mut items) = v {
             v = items.pop().unwrap_or(Value::Nil);
         }
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        let v = from_json_str(r#"["\ud800","a\udc00b","\ud83d\ude00","\\ud800",{"\ud800":1}]"#)
+            .unwrap();
+        assert_eq!(
+            to_json_string(&v),
+            "[\"\u{fffd}\",\"a\u{fffd}b\",\"\u{1f600}\",\"\\\\ud800\",{\"\u{fffd}\":1}]"
+        );
     }
 }

@@ -554,13 +554,7 @@ mod tests {
             assert_eq!(decode(text).as_ref().err(), Some(expected), "{text:?}");
         }
         // Not JSON at all.
-        for text in [
-            "2abc[\"message-with-ack\",1]",
-            "2[\"a\"",
-            "0{",
-            "2[\"a\"]]",
-            "2[\"\\ud800\"]",
-        ] {
+        for text in ["2abc[\"message-with-ack\",1]", "2[\"a\"", "0{", "2[\"a\"]]"] {
             assert!(matches!(decode(text), Err(InvalidJson(_))), "{text:?}");
         }
         // Huge nesting: rejected, no stack overflow.
