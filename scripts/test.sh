@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: what README.md's test command and .ci/run run.
 # Builds, runs the Rust tests, installs the conformance suite's dependencies (npm ci) and runs it
-# against the Rust testbed and the Node reference testbed, then a short fuzz smoke run.
+# against the Rust testbed and the Node reference testbed, then a short fuzz smoke run of every
+# decoder (stable toolchain, libFuzzer with sanitizer coverage; no nightly needed).
 # Fails loudly when a tool is missing; never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ need() {
 need cargo "the Rust toolchain"
 need node "Node.js 20, for the conformance suite"
 need npm "npm, for the conformance suite"
+need c++ "a C++ compiler, for libFuzzer in the fuzz smoke run"
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -21,13 +23,14 @@ cargo build --release -p conformance --bin testbed
 step "cargo test --workspace"
 cargo test --workspace
 
-if [ -f conformance/package.json ]; then
-  step "npm ci (conformance)"
-  (cd conformance && npm ci --no-audit --no-fund)
-  for target in rust node; do
-    step "conformance suite against the $target testbed"
-    TESTBED=$target ./conformance/run-tests.sh
-  done
-fi
+step "npm ci (conformance)"
+(cd conformance && npm ci --no-audit --no-fund)
+for target in rust node; do
+  step "conformance suite against the $target testbed"
+  TESTBED=$target ./conformance/run-tests.sh
+done
+step "fuzz smoke run (every decoder, ${FUZZ_SECONDS:-15} s each)"
+./scripts/fuzz-smoke.sh
+
 echo
 echo "test: all passed"

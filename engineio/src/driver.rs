@@ -94,9 +94,13 @@ impl<H: Handler> Driver<H> {
         if let Some(ws) = ws {
             self.attach_websocket(ws);
         }
-        let mut conn = self.engine.handler.on_open(&self.socket);
+        let engine = self.engine.clone();
+        let socket = self.socket.clone();
+        let Some(mut conn) = guarded(|| engine.handler.on_open(&socket)) else {
+            return self.finish(None, CloseReason::ForcedClose).await;
+        };
         let reason = self.event_loop(&mut conn).await;
-        self.finish(conn, reason).await;
+        self.finish(Some(conn), reason).await;
     }
 
     fn attach_websocket(&mut self, ws: WsStream) {
@@ -178,8 +182,11 @@ impl<H: Handler> Driver<H> {
         }
     }
 
-    fn deliver(&self, conn: &mut H::Conn, message: Message) {
-        self.engine.handler.on_message(conn, &self.socket, message);
+    fn deliver(&mut self, conn: &mut H::Conn, message: Message) {
+        let (engine, socket) = (&self.engine, &self.socket);
+        if guarded(|| engine.handler.on_message(conn, socket, message)).is_none() {
+            self.session.close(CloseReason::ForcedClose);
+        }
     }
 
     async fn on_cmd(&mut self, conn: &mut H::Conn, cmd: Cmd) {
@@ -327,7 +334,7 @@ impl<H: Handler> Driver<H> {
 
     /// Ends the session: the close reason goes up once, the transport is closed, the sid is
     /// forgotten.
-    async fn finish(mut self, conn: H::Conn, reason: CloseReason) {
+    async fn finish(mut self, conn: Option<H::Conn>, reason: CloseReason) {
         tracing::debug!(sid = %self.socket.id(), reason = reason.as_str(), "session closed");
         let flush = {
             let queue = self.shared().queue();
@@ -351,7 +358,10 @@ impl<H: Handler> Driver<H> {
         if let Some(probe) = self.probe.take() {
             websocket::close_later(probe);
         }
-        self.engine.handler.on_close(conn, &self.socket, reason);
+        if let Some(conn) = conn {
+            let (engine, socket) = (&self.engine, &self.socket);
+            guarded(|| engine.handler.on_close(conn, socket, reason));
+        }
         if self.session.transport() == TransportKind::Polling {
             self.close_polling(reason, flush).await;
         }
@@ -398,6 +408,18 @@ impl<H: Handler> Driver<H> {
                 },
                 () = sleep_until(deadline) => return,
             }
+        }
+    }
+}
+
+/// Runs a handler call; a panic in it is logged and ends only this session, whose cleanup
+/// still runs (a panicking task would leak the session and its socket).
+fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            tracing::error!("a connection handler panicked: closing that session");
+            None
         }
     }
 }

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use http_body::Body;
 use hyper::upgrade::OnUpgrade;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::body::ResponseBody;
@@ -50,6 +50,8 @@ pub(crate) struct EngineInner<H: Handler> {
     pub(crate) config: Config,
     pub(crate) handler: H,
     sessions: Mutex<HashMap<Box<str>, Entry>>,
+    /// Set by [`Engine::shutdown`]: `serve` stops accepting.
+    stopped: watch::Sender<bool>,
 }
 
 /// A live session as the HTTP side reaches it.
@@ -83,6 +85,7 @@ impl<H: Handler> Engine<H> {
                 config,
                 handler,
                 sessions: Mutex::new(HashMap::new()),
+                stopped: watch::Sender::new(false),
             }),
         }
     }
@@ -109,6 +112,13 @@ impl<H: Handler> Engine<H> {
             .values()
             .map(|e| e.socket.clone())
             .collect()
+    }
+
+    /// Stops the engine: `serve` accepts no more connections and every session is closed
+    /// (Node's `engine.close()` with its HTTP server).
+    pub fn shutdown(&self) {
+        self.inner.stopped.send_replace(true);
+        self.close_all();
     }
 
     /// Closes every session (`forced close`), sending what each has queued first.
@@ -398,6 +408,7 @@ impl<H: Handler> Engine<H> {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut stopped = self.inner.stopped.subscribe();
         loop {
             let (stream, addr) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -410,6 +421,9 @@ impl<H: Handler> Engine<H> {
                     }
                 },
                 () = &mut shutdown => break,
+                () = async {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                } => break,
             };
             self.serve_connection(stream, addr);
         }

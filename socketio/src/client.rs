@@ -197,10 +197,12 @@ impl Client {
         );
         let skip = recovered && ns.recovery().is_some_and(|r| r.skip_middlewares);
         if !skip && let Err(err) = ns.run_middlewares(&socket) {
+            socket.refuse();
             self.send(server, &Packet::connect_error(ns.name(), err.to_value()));
             return;
         }
         if self.shared.conn.is_closed() {
+            socket.refuse();
             return;
         }
         self.shared.joined.store(true, Ordering::Release);

@@ -235,6 +235,6 @@ impl SocketIo {
                 socket.close_with(DisconnectReason::ServerShuttingDown, false);
             }
         }
-        self.engine.close_all();
+        self.engine.shutdown();
     }
 }

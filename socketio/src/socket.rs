@@ -1,7 +1,7 @@
 //! A socket: one client connected to one namespace (Node's `Socket`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,6 +19,11 @@ use crate::operator::BroadcastOperator;
 use crate::packet::{Packet, is_reserved_event};
 use crate::reason::DisconnectReason;
 
+const PENDING: u8 = 0;
+const CONNECTED: u8 = 1;
+const CLOSING: u8 = 2;
+const CLOSED: u8 = 3;
+
 /// A client connected to a namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Socket {
@@ -33,7 +38,8 @@ pub(crate) struct SocketInner {
     pub(crate) client: Arc<ClientShared>,
     pub(crate) handshake: Handshake,
     data: Mutex<Value>,
-    connected: AtomicBool,
+    /// PENDING (in middlewares), CONNECTED, CLOSING (in `disconnecting`), CLOSED.
+    state: AtomicU8,
     recovered: bool,
     acks: Mutex<HashMap<u64, AckWaiter>>,
 }
@@ -76,7 +82,7 @@ impl Socket {
                 client,
                 handshake,
                 data: Mutex::new(data),
-                connected: AtomicBool::new(false),
+                state: AtomicU8::new(PENDING),
                 recovered,
                 acks: Mutex::new(HashMap::new()),
             }),
@@ -108,9 +114,12 @@ impl Socket {
         *lock(&self.inner.data) = data;
     }
 
-    /// Whether the socket is connected.
+    /// Whether the socket is connected (still true in `disconnecting` handlers, as Node).
     pub fn connected(&self) -> bool {
-        self.inner.connected.load(Ordering::Acquire)
+        matches!(
+            self.inner.state.load(Ordering::Acquire),
+            CONNECTED | CLOSING
+        )
     }
 
     /// Whether connection state recovery restored this socket.
@@ -131,8 +140,11 @@ impl Socket {
             .unwrap_or_default()
     }
 
-    /// Joins rooms.
+    /// Joins rooms (nothing once the socket has left: a late join must not resurrect it).
     pub fn join<R: Into<Room>>(&self, rooms: impl IntoIterator<Item = R>) {
+        if self.inner.state.load(Ordering::Acquire) == CLOSED {
+            return;
+        }
         let rooms: Vec<Room> = rooms.into_iter().map(Into::into).collect();
         self.ns().adapter().add_all(self.id(), &rooms);
     }
@@ -188,6 +200,9 @@ impl Socket {
         timeout: Duration,
     ) -> impl Future<Output = Result<Vec<Value>, Error>> + Send + 'static {
         let sent = (|| {
+            if !self.connected() {
+                return Err(Error::Closed);
+            }
             let id = self.ns().next_ack_id();
             let packet = event_packet(self.ns().name(), event, args)?.with_id(id);
             let (tx, rx) = oneshot::channel();
@@ -254,7 +269,13 @@ impl Socket {
     }
 
     pub(crate) fn set_connected(&self) {
-        self.inner.connected.store(true, Ordering::Release);
+        self.inner.state.store(CONNECTED, Ordering::Release);
+    }
+
+    /// A refused socket (a middleware said no): it leaves the rooms middlewares joined.
+    pub(crate) fn refuse(&self) {
+        self.inner.state.store(CLOSED, Ordering::Release);
+        self.ns().adapter().del_all(self.id());
     }
 
     pub(crate) fn pid(&self) -> Option<&str> {
@@ -287,7 +308,12 @@ impl Socket {
     /// Leaves the namespace: `disconnecting` (rooms still there), session kept for recovery
     /// when the reason allows, rooms left, `disconnect`. Runs once.
     pub(crate) fn close_with(&self, reason: DisconnectReason, notify_client: bool) {
-        if !self.inner.connected.swap(false, Ordering::AcqRel) {
+        if self
+            .inner
+            .state
+            .compare_exchange(CONNECTED, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return;
         }
         let ns = self.ns();
@@ -298,6 +324,7 @@ impl Socket {
             ns.local()
                 .persist_session(self.id(), pid, self.rooms(), self.data());
         }
+        self.inner.state.store(CLOSED, Ordering::Release);
         ns.remove_socket(self);
         lock(&self.inner.acks).clear();
         self.inner.client.remove(ns.name(), self.id());

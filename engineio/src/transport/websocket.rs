@@ -137,9 +137,13 @@ async fn write_loop(shared: &Shared, mut tx: WsStreamTx) -> CloseReason {
             // A client that stops reading blocks the write: the session's end (or a full
             // queue) kills it, so the socket is dropped instead of held forever.
             tokio::select! {
-                written = write => if written.is_err() {
-                    return CloseReason::TransportClose;
-                },
+                written = write => {
+                    if written.is_err() {
+                        return CloseReason::TransportClose;
+                    }
+                    // Written: a volatile message may go again (Node: the write callback).
+                    shared.writable.store(true, Ordering::Release);
+                }
                 () = shared.kill.notified() => {
                     return shared.queue().close.map_or(CloseReason::TransportError, |c| c.reason);
                 }
