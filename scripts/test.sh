@@ -14,6 +14,7 @@ need cargo "the Rust toolchain"
 need node "Node.js 20, for the conformance suite"
 need npm "npm, for the conformance suite"
 need c++ "a C++ compiler, for libFuzzer in the fuzz smoke run"
+need redis-server "Debian's redis-server, for the Redis adapter tests (they start their own instances)"
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -45,10 +45,10 @@ export function freePort() {
   });
 }
 
-/** `[command, args]` that starts the selected testbed with `profile`. */
-export function testbedCommand(profile) {
-  if (TESTBED === "node") return [process.execPath, [NODE_TESTBED, profile]];
-  if (TESTBED === "rust") {
+/** `[command, args]` that starts the selected testbed (or implementation `impl`) with `profile`. */
+export function testbedCommand(profile, impl = TESTBED) {
+  if (impl === "node") return [process.execPath, [NODE_TESTBED, profile]];
+  if (impl === "rust") {
     // a relative TESTBED_BIN is taken relative to the current directory
     const bin = process.env.TESTBED_BIN ? path.resolve(process.env.TESTBED_BIN) : RUST_TESTBED;
     if (!existsSync(bin)) {
@@ -59,11 +59,11 @@ export function testbedCommand(profile) {
     }
     return [bin, [profile]];
   }
-  throw new Error(`TESTBED must be "rust" or "node", got ${JSON.stringify(TESTBED)}`);
+  throw new Error(`TESTBED must be "rust" or "node", got ${JSON.stringify(impl)}`);
 }
 
-function spawnOnce(profile, env, port) {
-  const [cmd, args] = testbedCommand(profile);
+function spawnOnce(profile, env, port, impl = TESTBED) {
+  const [cmd, args] = testbedCommand(profile, impl);
   const child = spawn(cmd, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, HOST, ...env, PORT: String(port) },
@@ -83,7 +83,7 @@ function spawnOnce(profile, env, port) {
       child.kill("SIGKILL");
       reject(
         new Error(
-          `testbed ${profile} (${TESTBED}) did not print "listening on" within ${START_TIMEOUT_MS} ms\n` +
+          `testbed ${profile} (${impl}) did not print "listening on" within ${START_TIMEOUT_MS} ms\n` +
             `stdout: ${stdout}\nstderr: ${stderr}`,
         ),
       );
@@ -98,7 +98,7 @@ function spawnOnce(profile, env, port) {
     exited.then(({ code, signal }) => {
       clearTimeout(timer);
       const err = new Error(
-        `testbed ${profile} (${TESTBED}) exited (code ${code}, signal ${signal}) before listening\n` +
+        `testbed ${profile} (${impl}) exited (code ${code}, signal ${signal}) before listening\n` +
           `stdout: ${stdout}\nstderr: ${stderr}`,
       );
       err.stderr = stderr;
@@ -114,13 +114,14 @@ function spawnOnce(profile, env, port) {
 
 /**
  * Start a testbed for `profile` with extra settings in `env` (e.g. `{ MAX_PAYLOAD: "1000" }`).
+ * `impl` ("rust" or "node") overrides TESTBED, for mixed clusters.
  * Returns `{ port, url, wsUrl, profile, env, stop() }`.
  */
-export async function startTestbed(profile, env = {}) {
+export async function startTestbed(profile, env = {}, impl = TESTBED) {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const proc = spawnOnce(profile, env, port);
+    const proc = spawnOnce(profile, env, port, impl);
     try {
       await proc.ready;
     } catch (e) {

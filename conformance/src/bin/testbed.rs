@@ -72,12 +72,38 @@ async fn run(settings: Settings) -> ExitCode {
             io.serve(listener, shutdown_signal()).await
         }
         Profile::App => {
-            if settings.redis_url.is_some() {
-                eprintln!("testbed: REDIS_URL is not supported yet (single node only)");
+            let config = profiles::socketio_config(&settings);
+            let (io, cluster) = match (&settings.redis_url, settings.adapter.as_str()) {
+                (None, _) => (socketio::SocketIo::new(config), None),
+                (Some(url), "classic") => {
+                    let mut options = socketio_redis::RedisAdapterConfig::default();
+                    options.key = settings.key.clone();
+                    let cluster = match socketio_redis::ClassicCluster::connect(url, options).await
+                    {
+                        Ok(cluster) => cluster,
+                        Err(err) => {
+                            eprintln!("testbed: {err}");
+                            return ExitCode::from(2);
+                        }
+                    };
+                    let io = socketio::SocketIo::with_adapter(config, cluster.factory());
+                    (io, Some(cluster))
+                }
+                (Some(_), other) => {
+                    eprintln!(
+                        "testbed: ADAPTER={other} is not supported yet by the Rust testbed (use ADAPTER=classic)"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            profiles::app_profile(&settings, &io);
+            // Announce only once Redis confirmed every namespace's subscriptions (CONTRACT.md).
+            if let Some(cluster) = &cluster
+                && let Err(err) = cluster.ready().await
+            {
+                eprintln!("testbed: Redis subscriptions failed: {err}");
                 return ExitCode::from(2);
             }
-            let io = socketio::SocketIo::new(profiles::socketio_config(&settings));
-            profiles::app_profile(&settings, &io);
             announce(&settings);
             io.serve(listener, shutdown_signal()).await
         }
