@@ -24,6 +24,9 @@ cargo build --release -p conformance --bin testbed
 step "cargo test --workspace"
 cargo test --workspace
 
+step "sockeye end to end with the official client"
+(cd server && npm ci --no-audit --no-fund && npm test)
+
 step "npm ci (conformance)"
 (cd conformance && npm ci --no-audit --no-fund)
 for target in rust node; do
