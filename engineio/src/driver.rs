@@ -25,7 +25,8 @@ pub(crate) enum Cmd {
     /// A polling GET waiting for packets.
     Poll(oneshot::Sender<PollReply>),
     /// A polling POST body, fully read; answered once its packets are handled.
-    Post(Bytes, oneshot::Sender<()>),
+    /// (Boxed: commands sit in a channel block of 32 slots per session, so they stay small.)
+    Post(Box<(Bytes, oneshot::Sender<()>)>),
     /// A WebSocket opened with this sid (an upgrade probe).
     WebSocket(Box<WsStream>),
     /// A transport failure seen by a request handler (bad or duplicate POST, 413, 408).
@@ -97,10 +98,11 @@ impl<H: Handler> Driver<H> {
         let engine = self.engine.clone();
         let socket = self.socket.clone();
         let Some(mut conn) = guarded(|| engine.handler.on_open(&socket)) else {
-            return self.finish(None, CloseReason::ForcedClose).await;
+            return Box::pin(self.finish(None, CloseReason::ForcedClose)).await;
         };
         let reason = self.event_loop(&mut conn).await;
-        self.finish(Some(conn), reason).await;
+        // Boxed: the end of a session must not make every live session's task bigger.
+        Box::pin(self.finish(Some(conn), reason)).await;
     }
 
     fn attach_websocket(&mut self, ws: WsStream) {
@@ -154,7 +156,9 @@ impl<H: Handler> Driver<H> {
                 }
                 Action::SendProbePong => {
                     if let Some(probe) = self.probe.as_mut()
-                        && websocket::send_text(probe, "3probe").await.is_err()
+                        && Box::pin(websocket::send_text(probe, "3probe"))
+                            .await
+                            .is_err()
                     {
                         self.session.probe_closed();
                     }
@@ -194,7 +198,8 @@ impl<H: Handler> Driver<H> {
         // the session as the deadline left it.
         self.session.handle_timeout(Instant::now());
         if self.session.is_closed() {
-            if let Cmd::Post(_, done) = cmd {
+            if let Cmd::Post(post) = cmd {
+                let (_, done) = *post;
                 let _ = done.send(());
             }
             return;
@@ -216,7 +221,8 @@ impl<H: Handler> Driver<H> {
                 }
                 self.on_poll(reply);
             }
-            Cmd::Post(body, done) => {
+            Cmd::Post(post) => {
+                let (body, done) = *post;
                 let now = Instant::now();
                 for packet in payload::decode(body) {
                     match packet {
@@ -401,7 +407,7 @@ impl<H: Handler> Driver<H> {
                         let _ = reply.send(PollReply::Frames(close_frames(self.shared())));
                         return;
                     }
-                    Some(Cmd::Post(_, done)) => { let _ = done.send(()); }
+                    Some(Cmd::Post(post)) => { let _ = post.1.send(()); }
                     Some(Cmd::WebSocket(ws)) => websocket::close_later(*ws),
                     Some(_) => {}
                     None => return,

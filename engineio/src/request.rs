@@ -30,8 +30,8 @@ impl RequestInfo {
     pub(crate) fn new(parts: &http::request::Parts, remote_addr: Option<SocketAddr>) -> Self {
         Self {
             method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
+            uri: owned_uri(&parts.uri),
+            headers: owned_headers(&parts.headers),
             query: parse_query(parts.uri.query().unwrap_or_default()),
             remote_addr,
             secure: parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS),
@@ -43,6 +43,25 @@ impl RequestInfo {
     pub fn query_param(&self, name: &str) -> Option<&str> {
         query_param(&self.query, name)
     }
+}
+
+/// hyper parses headers and the target zero-copy: each value is a slice of the connection's
+/// read buffer (8 KiB and up). Kept for a session's lifetime, a clone would pin that whole
+/// buffer per connection; a copy keeps only the bytes.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name =
+            http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
+        let value =
+            http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        out.append(name, value);
+    }
+    out
+}
+
+fn owned_uri(uri: &Uri) -> Uri {
+    Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
 }
 
 pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {

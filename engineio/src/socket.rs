@@ -199,6 +199,12 @@ impl OutQueue {
         self.frames.push_back(frame);
     }
 
+    /// Moves the queued frames into `batch` (empty), handing `batch`'s buffer to the queue.
+    pub(crate) fn swap_out(&mut self, batch: &mut VecDeque<Frame>) {
+        self.bytes = 0;
+        std::mem::swap(&mut self.frames, batch);
+    }
+
     pub(crate) fn take(&mut self) -> VecDeque<Frame> {
         self.bytes = 0;
         std::mem::take(&mut self.frames)

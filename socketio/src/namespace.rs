@@ -225,7 +225,7 @@ pub struct Namespace {
 pub(crate) struct NamespaceInner {
     name: String,
     handlers: Arc<HandlerSet>,
-    sockets: RwLock<HashMap<String, Socket>>,
+    sockets: RwLock<foldhash::HashMap<String, Socket>>,
     local: Arc<LocalAdapter>,
     adapter: Arc<dyn Adapter>,
     /// One ack id counter per namespace, as Node.
@@ -259,7 +259,7 @@ impl Namespace {
             NamespaceInner {
                 name,
                 handlers,
-                sockets: RwLock::new(HashMap::new()),
+                sockets: RwLock::new(foldhash::HashMap::default()),
                 local,
                 adapter,
                 ack_ids: AtomicU64::new(0),
@@ -301,7 +301,7 @@ impl Namespace {
         self.sockets_map().get(id).cloned()
     }
 
-    pub(crate) fn sockets_map(&self) -> RwLockReadGuard<'_, HashMap<String, Socket>> {
+    pub(crate) fn sockets_map(&self) -> RwLockReadGuard<'_, foldhash::HashMap<String, Socket>> {
         self.inner
             .sockets
             .read()

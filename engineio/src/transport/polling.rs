@@ -155,7 +155,13 @@ where
         Err(status) => return fail(entry, status).await,
     };
     let (done, wait) = oneshot::channel();
-    if entry.cmds.send(Cmd::Post(body, done)).await.is_err() || wait.await.is_err() {
+    if entry
+        .cmds
+        .send(Cmd::Post(Box::new((body, done))))
+        .await
+        .is_err()
+        || wait.await.is_err()
+    {
         return RequestError::UnknownSid.into_response(false);
     }
     Response::builder()

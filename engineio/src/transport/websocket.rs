@@ -1,6 +1,7 @@
 //! The WebSocket transport: the RFC 6455 handshake on a hyper upgrade, and the writer task that
 //! drains a session's queue into the socket (`notes/protocol.md` 1.6).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -26,6 +27,10 @@ use crate::socket::Shared;
 pub(crate) type WsStream = WebSocketStream<TokioIo<Upgraded>>;
 pub(crate) type WsStreamRx = SplitStream<WsStream>;
 type WsStreamTx = SplitSink<WsStream, WsMessage>;
+
+/// Frames of batch capacity a connection keeps between bursts (the rest is freed, so an idle
+/// connection stays small).
+const BATCH_KEEP: usize = 64;
 
 /// How long closing a WebSocket may take before the socket is just dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -70,7 +75,7 @@ fn valid_key(key: &[u8]) -> bool {
 /// small read buffer so an idle connection costs little.
 pub(crate) fn config(max_payload: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
         .max_message_size(Some(max_payload))
         .max_frame_size(Some(max_payload))
@@ -120,10 +125,14 @@ pub(crate) fn spawn_writer(shared: Arc<Shared>, tx: WsStreamTx, cmds: mpsc::Send
 }
 
 async fn write_loop(shared: &Shared, mut tx: WsStreamTx) -> CloseReason {
+    // The batch being written; swapped with the queue's buffer so neither is regrown for
+    // every burst.
+    let mut frames = VecDeque::new();
     loop {
-        let (frames, close) = {
+        let close = {
             let mut queue = shared.queue();
-            (queue.take(), queue.close)
+            queue.swap_out(&mut frames);
+            queue.close
         };
         let flush = close.is_none_or(|c| c.flush);
         if flush && !frames.is_empty() {
@@ -166,7 +175,12 @@ async fn write_loop(shared: &Shared, mut tx: WsStreamTx) -> CloseReason {
             .await;
             return close.reason;
         }
-        if frames.is_empty() {
+        let wrote = !frames.is_empty();
+        frames.clear();
+        if frames.capacity() > BATCH_KEEP {
+            frames.shrink_to(BATCH_KEEP);
+        }
+        if !wrote {
             // Idle: a volatile message may go now.
             shared.writable.store(true, Ordering::Release);
             shared.notify.notified().await;
