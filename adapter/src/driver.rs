@@ -116,7 +116,6 @@ pub(crate) enum SubKind {
     /// `PSUBSCRIBE` (patterns, `pmessage`).
     Pattern,
     /// `SSUBSCRIBE` (sharded channels, `smessage`).
-    #[allow(dead_code)]
     Sharded,
 }
 
@@ -142,6 +141,16 @@ struct Outgoing {
     command: &'static str,
     channel: String,
     payload: Bytes,
+}
+
+/// Told by a driver connected to one node of a Redis Cluster when Redis answers that a
+/// channel's slot lives elsewhere (wire notes 5.5), so that a router can route again.
+pub(crate) trait Redirects: Send + Sync + 'static {
+    /// A publish was refused with `MOVED` / `ASK` by the node at `from`.
+    fn publish_moved(&self, from: &str, channel: String, payload: Bytes);
+    /// A subscription was refused with `MOVED`, or dropped by Redis itself (an unsolicited
+    /// `sunsubscribe`: the slot migrated) on the node at `from`.
+    fn subscription_moved(&self, from: &str, channel: Bytes);
 }
 
 struct SubEntry {
@@ -212,6 +221,8 @@ struct Server {
     port: u16,
     username: Option<String>,
     password: Option<String>,
+    /// What the URL said, for connecting to other nodes of a Redis Cluster the same way.
+    info: redis::ConnectionInfo,
 }
 
 impl Server {
@@ -232,6 +243,7 @@ struct Shared {
     counters: Counters,
     drop_log: LogLimit,
     publish_log: LogLimit,
+    redirects: RwLock<Option<Weak<dyn Redirects>>>,
 }
 
 /// Stops the tasks when the last handle goes.
@@ -266,7 +278,17 @@ impl Driver {
     /// Opens both connections (failing when Redis cannot be reached) and starts the tasks.
     pub(crate) async fn connect(url: &str, config: ConnectionConfig) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(|e| Error::InvalidUrl(e.to_string()))?;
-        let info = client.get_connection_info();
+        Self::connect_info(client.get_connection_info().clone(), config).await
+    }
+
+    /// The same with a parsed URL (another node of a Redis Cluster: see
+    /// [`node_info`](Self::node_info)).
+    pub(crate) async fn connect_info(
+        info: redis::ConnectionInfo,
+        config: ConnectionConfig,
+    ) -> Result<Self, Error> {
+        let client =
+            redis::Client::open(info.clone()).map_err(|e| Error::InvalidUrl(e.to_string()))?;
         let (host, port) = match info.addr() {
             redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
             redis::ConnectionAddr::TcpTls { .. } => {
@@ -285,6 +307,7 @@ impl Driver {
             port,
             username: info.redis_settings().username().map(str::to_owned),
             password: info.redis_settings().password().map(str::to_owned),
+            info: info.clone(),
         };
         let connect_error = |reason: String| Error::Connect {
             addr: server.addr(),
@@ -325,6 +348,7 @@ impl Driver {
             counters: Counters::default(),
             drop_log: LogLimit::new(Duration::from_secs(1)),
             publish_log: LogLimit::new(Duration::from_secs(1)),
+            redirects: RwLock::new(None),
         });
         tokio::spawn(publisher(
             shared.clone(),
@@ -380,15 +404,61 @@ impl Driver {
 
     /// `PUBSUB NUMSUB <channel>`: connections subscribed to `channel`.
     pub(crate) async fn numsub(&self, channel: &str) -> Result<usize, Error> {
+        self.pubsub_count("NUMSUB", channel).await
+    }
+
+    /// `PUBSUB <NUMSUB|SHARDNUMSUB> <channel>`: connections subscribed to `channel`.
+    pub(crate) async fn pubsub_count(
+        &self,
+        subcommand: &'static str,
+        channel: &str,
+    ) -> Result<usize, Error> {
+        let cmd = redis::cmd("PUBSUB").arg(subcommand).arg(channel).clone();
+        let reply = self.query(&cmd, "PUBSUB").await?;
+        match redis::from_redis_value::<(redis::Value, usize)>(reply) {
+            Ok((_, n)) => Ok(n),
+            Err(_) => Err(Error::Protocol("unexpected PUBSUB reply")),
+        }
+    }
+
+    /// One command on the command connection, bounded by `command_timeout`.
+    pub(crate) async fn query(
+        &self,
+        cmd: &redis::Cmd,
+        what: &'static str,
+    ) -> Result<redis::Value, Error> {
         let mut conn = self.shared.commands.clone();
-        let cmd = redis::cmd("PUBSUB").arg("NUMSUB").arg(channel).clone();
-        let reply = tokio::time::timeout(
+        tokio::time::timeout(
             self.shared.config.command_timeout,
-            cmd.query_async::<(redis::Value, usize)>(&mut conn),
+            cmd.query_async::<redis::Value>(&mut conn),
         )
         .await
-        .map_err(|_| Error::Timeout("PUBSUB NUMSUB"))??;
-        Ok(reply.1)
+        .map_err(|_| Error::Timeout(what))?
+        .map_err(Error::from)
+    }
+
+    /// `host:port` of the server.
+    pub(crate) fn addr(&self) -> String {
+        self.shared.server.addr()
+    }
+
+    /// How to reach another node at `host:port` of the same Redis Cluster: same credentials
+    /// and settings as this one.
+    pub(crate) fn node_info(&self, host: &str, port: u16) -> redis::ConnectionInfo {
+        self.shared
+            .server
+            .info
+            .clone()
+            .set_addr(redis::ConnectionAddr::Tcp(host.to_owned(), port))
+    }
+
+    /// Whom to tell about `MOVED` answers (Redis Cluster). Without it they are failures.
+    pub(crate) fn set_redirects(&self, redirects: Weak<dyn Redirects>) {
+        *self
+            .shared
+            .redirects
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(redirects);
     }
 
     /// Subscribes `channels` with one command of `kind`, delivering their messages to
@@ -414,6 +484,10 @@ impl Driver {
         }
         let seq = {
             let mut subs = lock(&self.shared.subs);
+            // A channel dropped and subscribed again before the subscriber task ran (a room
+            // deleted and created again): the pending unsubscription must not undo this one.
+            subs.unsubs
+                .retain(|(k, c)| *k != kind || !channels.contains(c));
             let seq = subs.next_seq;
             subs.next_seq += 1;
             subs.entries.push(SubEntry {
@@ -509,24 +583,27 @@ async fn publisher(
             _ = stop.changed() => return,
         }
         let mut pipe = redis::pipe();
+        // One reply per publish: a refused one (e.g. `MOVED` in a Redis Cluster) does not
+        // fail the others, which Redis did run.
+        pipe.ignore_errors();
         for msg in &batch {
             pipe.cmd(msg.command)
                 .arg(msg.channel.as_bytes())
-                .arg(&msg.payload[..])
-                .ignore();
+                .arg(&msg.payload[..]);
         }
         let n = batch.len() as u64;
         let mut retried = false;
         loop {
             let sent = tokio::time::timeout(
                 shared.config.command_timeout,
-                pipe.query_async::<()>(&mut conn),
+                pipe.query_async::<redis::Value>(&mut conn),
             )
             .await;
             match sent {
-                Ok(Ok(())) => {
-                    shared.counters.published.fetch_add(n, Ordering::Relaxed);
+                Ok(Ok(redis::Value::Array(replies))) if replies.len() == batch.len() => {
+                    on_publish_replies(&shared, &mut batch, replies);
                 }
+                Ok(Ok(_)) => publish_failed(&shared, n, "unexpected pipeline reply"),
                 // The connection was found dead (e.g. Redis restarted while this node was
                 // idle): the manager reconnects, and the batch is tried once more, so the
                 // first publish after an outage is not lost.
@@ -541,6 +618,38 @@ async fn publisher(
         }
         batch.clear();
     }
+}
+
+/// Counts the publishes Redis took, and hands the ones a Redis Cluster node redirected to the
+/// router (or counts them failed when there is none).
+fn on_publish_replies(shared: &Shared, batch: &mut Vec<Outgoing>, replies: Vec<redis::Value>) {
+    let mut ok = 0;
+    for (msg, reply) in batch.drain(..).zip(replies) {
+        let redis::Value::ServerError(err) = reply else {
+            ok += 1;
+            continue;
+        };
+        let redirect = matches!(
+            err.kind(),
+            Some(redis::ServerErrorKind::Moved | redis::ServerErrorKind::Ask)
+        );
+        match redirects(shared) {
+            Some(to) if redirect => {
+                to.publish_moved(&shared.server.addr(), msg.channel, msg.payload)
+            }
+            _ => publish_failed(shared, 1, err.details().unwrap_or_else(|| err.code())),
+        }
+    }
+    shared.counters.published.fetch_add(ok, Ordering::Relaxed);
+}
+
+fn redirects(shared: &Shared) -> Option<Arc<dyn Redirects>> {
+    shared
+        .redirects
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .and_then(Weak::upgrade)
 }
 
 fn publish_failed(shared: &Shared, n: u64, reason: &str) {
@@ -709,6 +818,22 @@ struct Expect {
     seq: Option<u64>,
     /// Replies still expected (one per channel, one for a PING).
     remaining: usize,
+    /// The command's channels (to report a refused subscription, to tell an unsubscription's
+    /// reply from a push).
+    channels: Vec<Bytes>,
+    /// An unsubscription: its replies look like the pushes Redis sends by itself.
+    unsubscribe: bool,
+}
+
+impl Expect {
+    fn ping() -> Self {
+        Self {
+            seq: None,
+            remaining: 1,
+            channels: Vec::new(),
+            unsubscribe: false,
+        }
+    }
 }
 
 /// One subscriber connection: (re)subscribe everything, then read until it fails. `Ok` when
@@ -759,7 +884,7 @@ async fn run_connection(
                     return Err(Error::Timeout("a PING reply on the subscriber connection"));
                 }
                 resp::encode_command(&mut out, &["PING"]);
-                expect.push_back(Expect { seq: None, remaining: 1 });
+                expect.push_back(Expect::ping());
                 awaiting_pong = true;
             }
         }
@@ -784,6 +909,8 @@ fn queue_subscriptions(shared: &Shared, out: &mut BytesMut, expect: &mut VecDequ
         expect.push_back(Expect {
             seq: Some(entry.seq),
             remaining: entry.channels.len(),
+            channels: entry.channels.clone(),
+            unsubscribe: false,
         });
     }
     subs.sent_upto = subs.next_seq - 1;
@@ -792,6 +919,8 @@ fn queue_subscriptions(shared: &Shared, out: &mut BytesMut, expect: &mut VecDequ
         expect.push_back(Expect {
             seq: None,
             remaining: 1,
+            channels: vec![channel],
+            unsubscribe: true,
         });
     }
 }
@@ -809,11 +938,31 @@ fn on_frame(
         Frame::Error(msg) => {
             // A refused command answers once for all its channels.
             let msg = String::from_utf8_lossy(&msg).into_owned();
-            if let Some(Expect { seq: Some(_), .. }) = expect.pop_front() {
-                tracing::error!(error = %msg, "redis refused a subscription");
-                shared.status.send_modify(|s| s.error = Some(msg));
-            } else {
-                tracing::warn!(error = %msg, "redis error on the subscriber connection");
+            match expect.pop_front() {
+                // A Redis Cluster node that does not own the channel's slot (wire notes 5.5):
+                // the router subscribes it on the right node.
+                Some(Expect {
+                    seq: Some(_),
+                    channels,
+                    ..
+                }) if msg.starts_with("MOVED ") || msg.starts_with("ASK ") => {
+                    match redirects(shared) {
+                        Some(to) => {
+                            for channel in channels {
+                                to.subscription_moved(&shared.server.addr(), channel);
+                            }
+                        }
+                        None => {
+                            tracing::error!(error = %msg, "redis refused a subscription");
+                            shared.status.send_modify(|s| s.error = Some(msg));
+                        }
+                    }
+                }
+                Some(Expect { seq: Some(_), .. }) => {
+                    tracing::error!(error = %msg, "redis refused a subscription");
+                    shared.status.send_modify(|s| s.error = Some(msg));
+                }
+                _ => tracing::warn!(error = %msg, "redis error on the subscriber connection"),
             }
             return Ok(());
         }
@@ -854,8 +1003,24 @@ fn on_frame(
                 payload,
             }
         }
-        b"subscribe" | b"psubscribe" | b"ssubscribe" | b"unsubscribe" | b"punsubscribe"
-        | b"sunsubscribe" => {
+        b"sunsubscribe" | b"unsubscribe" | b"punsubscribe" => {
+            let channel = next_bytes().ok_or(Error::Protocol("unsubscribe without channel"))?;
+            let answer = expect
+                .front()
+                .is_some_and(|e| e.unsubscribe && e.channels.contains(&channel));
+            if answer {
+                expect.pop_front();
+            } else {
+                // Not an answer: Redis dropped the subscription by itself, which a Redis
+                // Cluster node does when the channel's slot moves away (wire notes 5.5).
+                match redirects(shared) {
+                    Some(to) => to.subscription_moved(&shared.server.addr(), channel),
+                    None => tracing::warn!(?channel, "redis dropped a subscription by itself"),
+                }
+            }
+            return Ok(());
+        }
+        b"subscribe" | b"psubscribe" | b"ssubscribe" => {
             if let Some(front) = expect.front_mut() {
                 front.remaining = front.remaining.saturating_sub(1);
                 if front.remaining == 0 {

@@ -1,6 +1,6 @@
 //! The classic Redis adapter protocol (`@socket.io/redis-adapter` 8.x `createAdapter`, and
 //! `@socket.io/redis-emitter` 5.x), sans IO: channel names, and every message as bytes in and
-//! out. Drivers only move these bytes; see `shared/notes/redis-adapter-wire.md` (cited as
+//! out. The ClusterAdapter protocol of the sharded adapter is in [`cluster`]. Drivers only move these bytes; see `shared/notes/redis-adapter-wire.md` (cited as
 //! "wire notes") and the captured vectors in `shared/vectors/redis-adapter/`.
 //!
 //! Decoders take untrusted input (anyone who can `PUBLISH`): they never panic, and refuse what
@@ -21,6 +21,7 @@
 //! - Rooms are strings here. Node keeps numeric rooms (`to(123)`) apart from their string form;
 //!   a numeric room on the wire is read as its decimal string (deviation, wire notes 3.1).
 
+pub mod cluster;
 mod date;
 mod sockets;
 

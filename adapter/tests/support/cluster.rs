@@ -1,6 +1,6 @@
-//! Socket.IO nodes on a classic Redis cluster, served on `127.0.0.1:0`, and a small raw
-//! WebSocket client speaking Engine.IO v4 / Socket.IO v5 by hand (it answers pings itself).
-//! Every wait has a bound.
+//! Socket.IO nodes on a Redis cluster (classic or sharded adapter), served on `127.0.0.1:0`,
+//! and a small raw WebSocket client speaking Engine.IO v4 / Socket.IO v5 by hand (it answers
+//! pings itself). Every wait has a bound.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use socketio::{Config, SocketIo, Value, map_get};
-use socketio_redis::{ClassicCluster, RedisAdapterConfig};
+use socketio::{AdapterFactory, Config, SocketIo, Value, map_get};
+use socketio_redis::{ClassicCluster, RedisAdapterConfig, ShardedCluster, ShardedConfig, Stats};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -28,23 +28,69 @@ pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
 /// Server-side events a node received: `(event, args)`.
 pub type Received = Arc<Mutex<Vec<(String, Vec<Value>)>>>;
 
+/// The adapters' connection handles, as the tests use them.
+pub trait Backend: Send + Sync + 'static {
+    fn factory(&self) -> AdapterFactory;
+    fn ready(&self) -> impl Future<Output = Result<(), socketio_redis::Error>> + Send;
+    fn stats(&self) -> Stats;
+}
+
+impl Backend for ClassicCluster {
+    fn factory(&self) -> AdapterFactory {
+        Self::factory(self)
+    }
+    fn ready(&self) -> impl Future<Output = Result<(), socketio_redis::Error>> + Send {
+        Self::ready(self)
+    }
+    fn stats(&self) -> Stats {
+        Self::stats(self)
+    }
+}
+
+impl Backend for ShardedCluster {
+    fn factory(&self) -> AdapterFactory {
+        Self::factory(self)
+    }
+    fn ready(&self) -> impl Future<Output = Result<(), socketio_redis::Error>> + Send {
+        Self::ready(self)
+    }
+    fn stats(&self) -> Stats {
+        Self::stats(self)
+    }
+}
+
 /// One Socket.IO server on the cluster.
-pub struct Node {
+pub struct Node<C = ClassicCluster> {
     pub name: String,
     pub io: SocketIo,
-    pub cluster: ClassicCluster,
+    pub cluster: C,
     pub addr: SocketAddr,
     /// Server-side events received: `(event, args)`.
     pub received: Received,
     stop: Option<oneshot::Sender<()>>,
 }
 
-impl Node {
+impl Node<ClassicCluster> {
+    /// A node on the classic adapter (see [`Node::with_cluster`]).
+    pub async fn start(name: &str, redis_url: &str, config: RedisAdapterConfig) -> Self {
+        let cluster = ClassicCluster::connect(redis_url, config).await.unwrap();
+        Self::with_cluster(name, cluster).await
+    }
+}
+
+impl Node<ShardedCluster> {
+    /// A node on the sharded adapter (see [`Node::with_cluster`]).
+    pub async fn start_sharded(name: &str, redis_url: &str, config: ShardedConfig) -> Self {
+        let cluster = ShardedCluster::connect(redis_url, config).await.unwrap();
+        Self::with_cluster(name, cluster).await
+    }
+}
+
+impl<C: Backend> Node<C> {
     /// A node with namespaces `/` and `/chat`: a socket joins the rooms of its auth's `rooms`
     /// and keeps the auth as `data`; server-side events are recorded and answered with the
     /// node's name.
-    pub async fn start(name: &str, redis_url: &str, config: RedisAdapterConfig) -> Self {
-        let cluster = ClassicCluster::connect(redis_url, config).await.unwrap();
+    pub async fn with_cluster(name: &str, cluster: C) -> Self {
         let io = SocketIo::with_adapter(Config::default(), cluster.factory());
         let received: Received = Arc::default();
         for nsp in ["/", "/chat"] {
@@ -114,7 +160,7 @@ impl Node {
     }
 }
 
-impl Drop for Node {
+impl<C> Drop for Node<C> {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -151,6 +197,13 @@ impl Client {
         )
         .await
         .unwrap();
+    }
+
+    /// Sends a binary WebSocket message (an attachment).
+    pub async fn send_binary(&mut self, data: Vec<u8>) {
+        within("send binary", self.ws.send(WsMessage::Binary(data.into())))
+            .await
+            .unwrap();
     }
 
     async fn next(&mut self, wait: Duration) -> Option<String> {

@@ -73,28 +73,18 @@ async fn run(settings: Settings) -> ExitCode {
         }
         Profile::App => {
             let config = profiles::socketio_config(&settings);
-            let (io, cluster) = match (&settings.redis_url, settings.adapter.as_str()) {
-                (None, _) => (socketio::SocketIo::new(config), None),
-                (Some(url), "classic") => {
-                    let mut options = socketio_redis::RedisAdapterConfig::default();
-                    options.key = settings.key.clone();
-                    let cluster = match socketio_redis::ClassicCluster::connect(url, options).await
-                    {
-                        Ok(cluster) => cluster,
-                        Err(err) => {
-                            eprintln!("testbed: {err}");
-                            return ExitCode::from(2);
-                        }
-                    };
-                    let io = socketio::SocketIo::with_adapter(config, cluster.factory());
-                    (io, Some(cluster))
-                }
-                (Some(_), other) => {
-                    eprintln!(
-                        "testbed: ADAPTER={other} is not supported yet by the Rust testbed (use ADAPTER=classic)"
-                    );
-                    return ExitCode::from(2);
-                }
+            let (io, cluster) = match &settings.redis_url {
+                None => (socketio::SocketIo::new(config), None),
+                Some(url) => match Cluster::connect(url, &settings).await {
+                    Ok(cluster) => (
+                        socketio::SocketIo::with_adapter(config, cluster.factory()),
+                        Some(cluster),
+                    ),
+                    Err(err) => {
+                        eprintln!("testbed: {err}");
+                        return ExitCode::from(2);
+                    }
+                },
             };
             profiles::app_profile(&settings, &io);
             // Announce only once Redis confirmed every namespace's subscriptions (CONTRACT.md).
@@ -115,6 +105,57 @@ async fn run(settings: Settings) -> ExitCode {
         Err(err) => {
             eprintln!("testbed: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The Redis adapter of `ADAPTER`: `classic` (`createAdapter`, prefix `KEY`) or `sharded`
+/// (`createShardedAdapter`, `channelPrefix` `KEY`, `SUBSCRIPTION_MODE`).
+enum Cluster {
+    Classic(socketio_redis::ClassicCluster),
+    Sharded(socketio_redis::ShardedCluster),
+}
+
+impl Cluster {
+    async fn connect(url: &str, settings: &Settings) -> Result<Self, String> {
+        match settings.adapter.as_str() {
+            "classic" => {
+                let mut options = socketio_redis::RedisAdapterConfig::default();
+                options.key = settings.key.clone();
+                socketio_redis::ClassicCluster::connect(url, options)
+                    .await
+                    .map(Self::Classic)
+                    .map_err(|e| e.to_string())
+            }
+            "sharded" => {
+                let mode = socketio_redis::SubscriptionMode::parse(&settings.subscription_mode)
+                    .ok_or_else(|| {
+                        format!(
+                            "SUBSCRIPTION_MODE: unknown: {:?}",
+                            settings.subscription_mode
+                        )
+                    })?;
+                let options = socketio_redis::ShardedConfig::new(settings.key.clone(), mode);
+                socketio_redis::ShardedCluster::connect(url, options)
+                    .await
+                    .map(Self::Sharded)
+                    .map_err(|e| e.to_string())
+            }
+            other => Err(format!("ADAPTER: expected classic or sharded: {other:?}")),
+        }
+    }
+
+    fn factory(&self) -> socketio::AdapterFactory {
+        match self {
+            Self::Classic(c) => c.factory(),
+            Self::Sharded(c) => c.factory(),
+        }
+    }
+
+    async fn ready(&self) -> Result<(), socketio_redis::Error> {
+        match self {
+            Self::Classic(c) => c.ready().await,
+            Self::Sharded(c) => c.ready().await,
         }
     }
 }
