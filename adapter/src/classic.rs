@@ -31,9 +31,10 @@ use socketio::{
     AckResponses, Adapter, AdapterError, AdapterFactory, BroadcastOptions, LocalAdapter, Packet,
     PacketType, Room, ServerAck, SocketInfo, Value,
 };
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::acks::AckState;
 use crate::driver::{ConnectionConfig, Driver, Handler, Incoming, Stats, SubKind};
 use crate::error::Error;
 use crate::wire::{
@@ -192,25 +193,6 @@ enum Pending {
         responses: Vec<Vec<Value>>,
         done: Option<oneshot::Sender<Vec<Vec<Value>>>>,
     },
-}
-
-/// Answers from other nodes to one broadcast with acks.
-#[derive(Default)]
-struct AckState {
-    inner: Mutex<AckInner>,
-    notify: Notify,
-}
-
-#[derive(Default)]
-struct AckInner {
-    /// Nodes that reported a client count.
-    servers: usize,
-    /// Sum of their counts.
-    clients: u64,
-    /// Acks accepted so far (never more than `clients`).
-    accepted: u64,
-    /// Acks not yet collected by the waiting future.
-    fresh: Vec<Vec<Value>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -596,27 +578,13 @@ impl Inner {
         let id = response.request_id();
         let ack = lock(&self.acks).get(id).cloned();
         if let Some(ack) = ack {
-            let mut state = lock(&ack.inner);
             match response {
                 Response::BroadcastClientCount { client_count, .. } => {
-                    state.servers += 1;
-                    state.clients = state.clients.saturating_add(client_count);
+                    ack.client_count(client_count)
                 }
-                Response::BroadcastAck { packet, .. } => {
-                    // Counts come before acks from each node (one publisher connection, in
-                    // order), so more acks than announced clients are bogus.
-                    if state.accepted >= state.clients {
-                        return;
-                    }
-                    state.accepted += 1;
-                    let mut value = packet.unwrap_or(Value::Nil);
-                    normalize_dates(&mut value);
-                    state.fresh.push(vec![value]);
-                }
-                _ => return,
+                Response::BroadcastAck { packet, .. } => ack.ack(packet),
+                _ => {}
             }
-            drop(state);
-            ack.notify.notify_one();
             return;
         }
         let mut requests = lock(&self.requests);
@@ -775,54 +743,13 @@ impl Adapter for RedisAdapter {
         }
         let ack_id = packet.id;
         let room = inner.local.matching_ids(opts).len() + 16;
-        let (tx, mut local_rx) = mpsc::channel(room);
+        let (tx, local_rx) = mpsc::channel(room);
         let sockets = inner.local.broadcast_with_ack_local(packet, opts, &tx);
         drop(tx);
         let inner = inner.clone();
         Box::pin(async move {
             let _guard = guard;
-            let deadline = Instant::now() + timeout;
-            let local_expected = sockets.len() as u64;
-            let mut result = AckResponses::default();
-            let mut local_open = true;
-            // `serverCount()` runs beside the collection, as in socket.io core.
-            let count = inner.num_sub();
-            tokio::pin!(count);
-            let mut expected_servers: Option<Option<usize>> = None;
-            loop {
-                let (servers, clients) = {
-                    let mut s = lock(&state.inner);
-                    result.responses.append(&mut s.fresh);
-                    (s.servers, s.clients)
-                };
-                if let Some(Some(expected)) = expected_servers
-                    && expected == servers + 1
-                    && result.responses.len() as u64 == local_expected + clients
-                {
-                    return result;
-                }
-                tokio::select! {
-                    n = &mut count, if expected_servers.is_none() => {
-                        expected_servers = Some(n.ok());
-                    }
-                    answer = local_rx.recv(), if local_open => match answer {
-                        Some(args) => result.responses.push(args),
-                        None => local_open = false,
-                    },
-                    () = state.notify.notified() => {}
-                    () = tokio::time::sleep_until(deadline) => {
-                        result.timed_out = true;
-                        if let Some(id) = ack_id {
-                            for socket in &sockets {
-                                socket.remove_ack_waiter(id);
-                            }
-                        }
-                        let mut s = lock(&state.inner);
-                        result.responses.append(&mut s.fresh);
-                        return result;
-                    }
-                }
-            }
+            crate::acks::collect(state, inner.num_sub(), local_rx, sockets, ack_id, timeout).await
         })
     }
 

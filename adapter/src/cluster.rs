@@ -28,9 +28,10 @@ use socketio::{
     AckResponses, Adapter, AdapterError, BroadcastOptions, LocalAdapter, Packet, PacketType, Room,
     ServerAck, SocketInfo, Value,
 };
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::acks::AckState;
 use crate::error::Error;
 use crate::wire::cluster::{self, Body, Message, opts_of};
 use crate::wire::{Flags, Opts, normalize_dates, socket_from_value, socket_to_value};
@@ -90,25 +91,6 @@ enum Pending {
         responses: Vec<Vec<Value>>,
         done: Option<oneshot::Sender<Vec<Vec<Value>>>>,
     },
-}
-
-/// Answers from other nodes to one broadcast with acks.
-#[derive(Default)]
-struct AckState {
-    inner: Mutex<AckInner>,
-    notify: Notify,
-}
-
-#[derive(Default)]
-struct AckInner {
-    /// Nodes that reported a client count.
-    servers: usize,
-    /// Sum of their counts.
-    clients: u64,
-    /// Acks accepted so far (never more than `clients`).
-    accepted: u64,
-    /// Acks not yet collected by the waiting future.
-    fresh: Vec<Vec<Value>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -386,33 +368,14 @@ impl Core {
                 request_id,
                 client_count,
             } => {
-                let Some(ack) = lock(&self.acks).get(&request_id).cloned() else {
-                    return;
-                };
-                {
-                    let mut state = lock(&ack.inner);
-                    state.servers += 1;
-                    state.clients = state.clients.saturating_add(client_count);
+                if let Some(ack) = lock(&self.acks).get(&request_id).cloned() {
+                    ack.client_count(client_count);
                 }
-                ack.notify.notify_one();
             }
             Body::BroadcastAck { request_id, packet } => {
-                let Some(ack) = lock(&self.acks).get(&request_id).cloned() else {
-                    return;
-                };
-                {
-                    let mut state = lock(&ack.inner);
-                    // Counts come before acks from each node (one publisher connection, in
-                    // order), so more acks than announced clients are bogus.
-                    if state.accepted >= state.clients {
-                        return;
-                    }
-                    state.accepted += 1;
-                    let mut value = packet.unwrap_or(Value::Nil);
-                    normalize_dates(&mut value);
-                    state.fresh.push(vec![value]);
+                if let Some(ack) = lock(&self.acks).get(&request_id).cloned() {
+                    ack.ack(packet);
                 }
-                ack.notify.notify_one();
             }
             Body::FetchSocketsResponse {
                 request_id,
@@ -537,55 +500,21 @@ impl Adapter for ClusterAdapter {
         }
         let ack_id = packet.id;
         let room = core.local.matching_ids(opts).len() + 16;
-        let (tx, mut local_rx) = mpsc::channel(room);
+        let (tx, local_rx) = mpsc::channel(room);
         let sockets = core.local.broadcast_with_ack_local(packet, opts, &tx);
         drop(tx);
         let core = core.clone();
         Box::pin(async move {
             let _guard = guard;
-            let deadline = Instant::now() + timeout;
-            let local_expected = sockets.len() as u64;
-            let mut result = AckResponses::default();
-            let mut local_open = true;
-            // `serverCount()` runs beside the collection, as in socket.io core: done when
-            // every counted node reported its count and that many acks came.
-            let count = core.server_count();
-            tokio::pin!(count);
-            let mut expected_servers: Option<Option<usize>> = None;
-            loop {
-                let (servers, clients) = {
-                    let mut s = lock(&state.inner);
-                    result.responses.append(&mut s.fresh);
-                    (s.servers, s.clients)
-                };
-                if let Some(Some(expected)) = expected_servers
-                    && expected == servers + 1
-                    && result.responses.len() as u64 == local_expected + clients
-                {
-                    return result;
-                }
-                tokio::select! {
-                    n = &mut count, if expected_servers.is_none() => {
-                        expected_servers = Some(n.ok());
-                    }
-                    answer = local_rx.recv(), if local_open => match answer {
-                        Some(args) => result.responses.push(args),
-                        None => local_open = false,
-                    },
-                    () = state.notify.notified() => {}
-                    () = tokio::time::sleep_until(deadline) => {
-                        result.timed_out = true;
-                        if let Some(id) = ack_id {
-                            for socket in &sockets {
-                                socket.remove_ack_waiter(id);
-                            }
-                        }
-                        let mut s = lock(&state.inner);
-                        result.responses.append(&mut s.fresh);
-                        return result;
-                    }
-                }
-            }
+            crate::acks::collect(
+                state,
+                core.server_count(),
+                local_rx,
+                sockets,
+                ack_id,
+                timeout,
+            )
+            .await
         })
     }
 

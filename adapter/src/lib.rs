@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+mod acks;
 mod classic;
 mod cluster;
 mod driver;
