@@ -15,6 +15,7 @@ need node "Node.js 20, for the conformance suite"
 need npm "npm, for the conformance suite"
 need c++ "a C++ compiler, for libFuzzer in the fuzz smoke run"
 need redis-server "Debian's redis-server, for the Redis adapter tests (they start their own instances)"
+need redis-cli "Debian's redis-cli, to form the small Redis Cluster of the sharded adapter test"
 
 step() { printf '\n== %s\n' "$*"; }
 
