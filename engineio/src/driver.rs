@@ -396,7 +396,9 @@ impl<H: Handler> Driver<H> {
             self.answer_poll(frames);
             return;
         }
-        if reason != CloseReason::ForcedClose {
+        // Mid-upgrade the client has paused polling and may never send that GET: do not hold
+        // the session (a shutdown would wait for it).
+        if reason != CloseReason::ForcedClose || self.session.closed_while_upgrading() {
             return;
         }
         let deadline = Instant::now() + self.engine.config.close_poll_timeout;

@@ -110,6 +110,8 @@ pub(crate) struct Session {
     grace_used: bool,
     /// Set once: why the session ended.
     closed: Option<CloseReason>,
+    /// An upgrade was under way when the session ended: the client is leaving polling.
+    closed_while_upgrading: bool,
     actions: VecDeque<Action>,
 }
 
@@ -123,6 +125,7 @@ impl Session {
             pong_deadline: None,
             grace_used: false,
             closed: None,
+            closed_while_upgrading: false,
             actions: VecDeque::new(),
         }
     }
@@ -216,8 +219,14 @@ impl Session {
     /// The probe WebSocket closed or failed.
     pub(crate) fn probe_closed(&mut self) {
         if self.upgrade.take().is_some() {
+            self.closed_while_upgrading = true;
             self.actions.push_back(Action::AbortUpgrade);
         }
+    }
+
+    /// Whether an upgrade was under way when the session ended.
+    pub(crate) fn closed_while_upgrading(&self) -> bool {
+        self.closed_while_upgrading
     }
 
     fn abort_upgrade(&mut self) {

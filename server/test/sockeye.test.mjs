@@ -136,12 +136,14 @@ test("search and model answer stream in; cancel stops a job", async () => {
   alice.on("search:result:v1", (p) => results.push(p));
   const ack = await alice.emitWithAck("search:start", { query: "official client" });
   assert.equal(ack.ok, true);
+  // Both tabs get the completion at about the same time: listen on both before waiting.
+  const tab2Complete = next(tab2, "search:complete:v1", (p) => p.jobId === ack.jobId);
   const complete = await next(alice, "search:complete:v1", (p) => p.jobId === ack.jobId);
   assert.equal(complete.total, 5);
   assert.equal(results.length, 5);
   assert.ok(results.every((r, i) => r.index === i && r.jobId === ack.jobId && typeof r.eventId === "string"));
   assert.equal(new Set(results.map((r) => r.eventId)).size, 5);
-  await next(tab2, "search:complete:v1", (p) => p.jobId === ack.jobId);
+  await tab2Complete;
 
   const model = await alice.emitWithAck("model:start", { prompt: "stream please" });
   const chunks = [];
