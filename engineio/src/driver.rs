@@ -398,7 +398,10 @@ impl<H: Handler> Driver<H> {
         }
         // Mid-upgrade the client has paused polling and may never send that GET: do not hold
         // the session (a shutdown would wait for it).
-        if reason != CloseReason::ForcedClose || self.session.closed_while_upgrading() {
+        if reason != CloseReason::ForcedClose
+            || self.session.closed_while_upgrading()
+            || self.engine.is_stopped()
+        {
             return;
         }
         let deadline = Instant::now() + self.engine.config.close_poll_timeout;

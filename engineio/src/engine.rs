@@ -68,6 +68,11 @@ impl<H: Handler> EngineInner<H> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether the engine was shut down: closing sessions then do not wait for clients.
+    pub(crate) fn is_stopped(&self) -> bool {
+        *self.stopped.borrow()
+    }
+
     pub(crate) fn remove(&self, sid: &str) {
         self.sessions().remove(sid);
     }

@@ -214,7 +214,8 @@ test("the demo page and the official client bundle, served like serveClient", as
 });
 
 test("SIGTERM: clients are disconnected and try to reconnect; exit 0", async () => {
-  const dev = await startServer(["--dev", "--example-worker-delay-ms", "10"]);
+  // A grace well inside the test's wait: a session still draining cannot hold the exit past it.
+  const dev = await startServer(["--dev", "--example-worker-delay-ms", "10"], { SHUTDOWN_GRACE_MS: "1500" });
   assert.ok(dev.log.some((l) => l.includes("DEV MODE")));
   const { token } = await (await fetch(dev.url + "/api/dev/token?user=erin")).json();
   const socket = io(dev.url, { auth: { token }, reconnectionDelay: 50, reconnectionDelayMax: 100 });
