@@ -16,11 +16,23 @@ need npm "npm, for the conformance suite"
 need c++ "a C++ compiler, for libFuzzer in the fuzz smoke run"
 need redis-server "Debian's redis-server, for the Redis adapter tests (they start their own instances)"
 need redis-cli "Debian's redis-cli, to form the small Redis Cluster of the sharded adapter test"
+# The browser test (server/test/browser.test.mjs) drives Debian's Chromium: install it when we
+# can (root), else stop and say what to install.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "test: installing Debian's chromium for the browser test" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
+  else
+    echo "test: missing /usr/bin/chromium, for the browser test: run 'apt-get install -y chromium' as root (Debian's package)" >&2
+    exit 1
+  fi
+fi
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "cargo build --release (testbed)"
-cargo build --release -p conformance --bin testbed
+step "cargo build --release (testbed, emitter)"
+cargo build --release -p conformance --bin testbed --bin emitter
 
 step "cargo test --workspace"
 cargo test --workspace

@@ -19,7 +19,8 @@ use crate::auth::Authenticator;
 use crate::cluster::Cluster;
 use crate::config::{Config, JwtKey, Origins};
 use crate::error::Error;
-use crate::jobs::{JobQueue, LocalQueue};
+use crate::jobs::{JobQueue, JobSource, LocalQueue};
+use crate::jobs_redis::{RedisQueue, RedisSource};
 use crate::metrics::{CountingStream, Gauges, Metrics};
 use crate::presence::Presence;
 use crate::rate_limit::RateLimiter;
@@ -59,13 +60,20 @@ impl App {
 
     /// The gauges of `/metrics`.
     pub fn gauges(&self) -> Gauges {
+        let namespaces = self.io.namespaces();
         Gauges {
             node_id: self.config.node_id.clone(),
             uptime_secs: self.started.elapsed().as_secs_f64(),
             connections: self.connections(),
             users_online: self.realtime.presence.online_users() as u64,
+            sockets: namespaces.iter().map(|ns| ns.sockets().len() as u64).sum(),
+            rooms: namespaces
+                .iter()
+                .map(|ns| ns.local().local_rooms().len() as u64)
+                .sum(),
             jobs_queued: self.realtime.jobs.queued() as u64,
             jobs_running: self.realtime.jobs.running() as u64,
+            job_workers: self.realtime.jobs.workers() as u64,
             redis: self.cluster.stats().map(|stats| (stats.subscribed, stats)),
         }
     }
@@ -103,6 +111,80 @@ fn socketio_config(config: &Config) -> socketio::Config {
     io_config
 }
 
+/// Presence and the rate limit: in memory on one node, cluster-wide through Redis otherwise
+/// (their own command connection, beside the adapter's).
+async fn presence_and_limits(
+    config: &Config,
+    io: &SocketIo,
+    metrics: &Arc<Metrics>,
+) -> Result<(Presence, RateLimiter), Error> {
+    let (burst, per_minute) = (config.rate_limit_burst, config.rate_limit_per_minute);
+    let Some(url) = &config.redis_url else {
+        return Ok((Presence::default(), RateLimiter::new(burst, per_minute)));
+    };
+    let conn = crate::presence_cluster::connect(url).await?;
+    let (io, announce_metrics) = (io.clone(), metrics.clone());
+    let announce: crate::presence::Announce = Arc::new(move |user, online| {
+        crate::realtime::announce_presence(&io, &announce_metrics, user, online);
+    });
+    let presence = Presence::clustered(
+        conn.clone(),
+        &config.redis_key,
+        &config.node_id,
+        config.presence_ttl,
+        announce,
+    );
+    let limiter =
+        RateLimiter::clustered(burst, per_minute, conn, &config.redis_key, metrics.clone());
+    Ok((presence, limiter))
+}
+
+/// The job queue and, when configured, the example worker taking from it: in process on one
+/// node; with `REDIS_URL` the cluster's Redis stream, where this node's worker is one consumer
+/// beside any `sockeye worker` process.
+async fn jobs_and_worker(
+    config: &Config,
+    io: &SocketIo,
+    metrics: &Arc<Metrics>,
+) -> Result<(Arc<dyn JobQueue>, Option<JoinHandle<()>>), Error> {
+    let capacity = config.job_queue_capacity;
+    let (queue, source, guard): (Arc<dyn JobQueue>, Arc<dyn JobSource>, _) = match &config.redis_url
+    {
+        None => {
+            let queue = LocalQueue::new(capacity);
+            let guard = config.example_worker.then(|| queue.attach_worker());
+            (queue.clone(), queue, guard)
+        }
+        Some(url) if config.example_worker => {
+            // The worker first: its heartbeat is then in the queue's first count.
+            let name = format!("{}-{}", config.node_id, engineio::generate_id());
+            let source =
+                RedisSource::connect(url, &config.redis_key, &name, config.job_claim_idle).await?;
+            let queue = RedisQueue::connect(url, &config.redis_key, capacity).await?;
+            (queue, source, None)
+        }
+        Some(url) => {
+            let queue = RedisQueue::connect(url, &config.redis_key, capacity).await?;
+            return Ok((queue, None));
+        }
+    };
+    if !config.example_worker {
+        return Ok((queue, None));
+    }
+    let delay = config.example_worker_delay;
+    let worker = Worker::new(
+        source,
+        Arc::new(LocalPublisher::new(io.clone(), metrics.clone())),
+    )
+    .concurrency(config.worker_concurrency)
+    .metrics(metrics.clone());
+    let task = tokio::spawn(async move {
+        let _guard = guard;
+        worker.run(move |ctx| example::handle(ctx, delay)).await;
+    });
+    Ok((queue, Some(task)))
+}
+
 /// Starts the server: connects the adapter, binds the port, spawns the accept loop and, when
 /// configured, the example worker.
 pub async fn start(config: Config) -> Result<Running, Error> {
@@ -115,31 +197,17 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     };
     cluster.ready().await?;
     let metrics = Arc::new(Metrics::default());
-    let queue = LocalQueue::new(config.job_queue_capacity);
+    let (presence, limiter) = presence_and_limits(&config, &io, &metrics).await?;
+    let (jobs, worker) = jobs_and_worker(&config, &io, &metrics).await?;
     let realtime = Arc::new(Realtime {
         io: io.clone(),
         auth,
-        presence: Presence::default(),
-        limiter: RateLimiter::new(config.rate_limit_burst, config.rate_limit_per_minute),
-        jobs: queue.clone() as Arc<dyn JobQueue>,
+        presence,
+        limiter,
+        jobs,
         metrics: metrics.clone(),
     });
     realtime.install();
-
-    let worker = config.example_worker.then(|| {
-        let guard = queue.attach_worker();
-        let delay = config.example_worker_delay;
-        let worker = Worker::new(
-            queue.clone(),
-            Arc::new(LocalPublisher::new(io.clone(), metrics.clone())),
-        )
-        .concurrency(config.worker_concurrency)
-        .metrics(metrics.clone());
-        tokio::spawn(async move {
-            let _guard = guard;
-            worker.run(move |ctx| example::handle(ctx, delay)).await;
-        })
-    });
 
     let listener = TcpListener::bind((config.host, config.port))
         .await
@@ -245,6 +313,10 @@ impl Running {
         }
         if let Some(worker) = self.worker {
             worker.abort();
+        }
+        // Announce this node's users offline now rather than when its presence entries expire.
+        if let Some(presence) = self.app.realtime.presence.cluster() {
+            presence.leave(std::time::Duration::from_secs(1)).await;
         }
         tracing::info!(left = self.app.io.engine().clients_count(), "shut down");
     }

@@ -2,14 +2,17 @@
 //!
 //! No `REDIS_URL` (or `DISABLE_REDIS`): one node, the in-memory adapter. With `REDIS_URL`: the
 //! `socketio-redis` classic adapter (Node's `@socket.io/redis-adapter` `createAdapter`), so
-//! rooms, broadcasts and worker emits reach sockets on every node. `ADAPTER=sharded` is refused
-//! until `socketio-redis` has the sharded adapter.
+//! rooms, broadcasts and worker emits reach sockets on every node. `ADAPTER=sharded`: the
+//! sharded adapter (Node's `createShardedAdapter`, Redis ≥ 7 sharded pub/sub, subscription
+//! mode `dynamic`). Node's `@socket.io/redis-emitter` speaks only the classic protocol, so with
+//! sharded a worker publishes with [`crate::worker::ShardedPublisher`] instead.
 //!
-//! Still to come with the cluster pass: cluster-wide presence counts, the Redis stream job
-//! queue, and cancellation across processes (see `jobs`).
+//! The job queue of a cluster is not here: see [`crate::jobs_redis`].
 
 use socketio::AdapterFactory;
-use socketio_redis::{ClassicCluster, RedisAdapterConfig, Stats};
+use socketio_redis::{
+    ClassicCluster, RedisAdapterConfig, ShardedCluster, ShardedConfig, Stats, SubscriptionMode,
+};
 
 use crate::config::{AdapterKind, Config};
 use crate::error::Error;
@@ -21,7 +24,13 @@ pub enum Cluster {
     Off,
     /// A classic Redis cluster.
     Redis(ClassicCluster),
+    /// A sharded Redis cluster.
+    Sharded(ShardedCluster),
 }
+
+/// The subscription mode of the sharded adapter: Node's default; every node and worker of a
+/// cluster must agree on it.
+pub const SHARDED_MODE: SubscriptionMode = SubscriptionMode::Dynamic;
 
 /// Redis as `/api/health` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +61,11 @@ impl Cluster {
             return Ok(Self::Off);
         };
         if config.adapter == AdapterKind::Sharded {
-            return Err(Error::config(
-                "ADAPTER",
-                "sharded needs the sharded Redis adapter (not built yet); use classic",
-            ));
+            let sharded_config = ShardedConfig::new(config.redis_key.clone(), SHARDED_MODE);
+            let cluster = ShardedCluster::connect(url, sharded_config)
+                .await
+                .map_err(|err| Error::config("REDIS_URL", err.to_string()))?;
+            return Ok(Self::Sharded(cluster));
         }
         let adapter_config = RedisAdapterConfig::with_key(config.redis_key.clone());
         let cluster = ClassicCluster::connect(url, adapter_config)
@@ -69,6 +79,7 @@ impl Cluster {
         match self {
             Self::Off => None,
             Self::Redis(cluster) => Some(cluster.factory()),
+            Self::Sharded(cluster) => Some(cluster.factory()),
         }
     }
 
@@ -77,6 +88,7 @@ impl Cluster {
         match self {
             Self::Off => Ok(()),
             Self::Redis(cluster) => Ok(cluster.ready().await?),
+            Self::Sharded(cluster) => Ok(cluster.ready().await?),
         }
     }
 
@@ -85,6 +97,7 @@ impl Cluster {
         match self {
             Self::Off => None,
             Self::Redis(cluster) => Some(cluster.stats()),
+            Self::Sharded(cluster) => Some(cluster.stats()),
         }
     }
 

@@ -132,14 +132,26 @@ const SPECS: &[Spec] = &[
         "search:start / model:start per user: refill rate",
     ),
     setting(
+        "PRESENCE_TTL_MS",
+        "MS",
+        "15000",
+        "cluster: a node's presence entries live this long without a heartbeat (a crashed node's users go offline after about this)",
+    ),
+    setting(
         "JOB_QUEUE_CAPACITY",
         "N",
         "1024",
-        "jobs waiting for a worker (one node); past it, starts are refused",
+        "jobs waiting for a worker (in the cluster, with Redis); past it, starts are refused",
+    ),
+    setting(
+        "JOB_CLAIM_IDLE_MS",
+        "MS",
+        "30000",
+        "Redis job stream: a job whose worker stopped (crashed) for this long is run by another",
     ),
     switch(
         "EXAMPLE_WORKER",
-        "run the example worker in this process (implied by --dev)",
+        "run the example worker in this process (implied by --dev); with REDIS_URL it takes jobs from the cluster's stream beside any `sockeye worker`",
     ),
     setting(
         "EXAMPLE_WORKER_DELAY_MS",
@@ -259,8 +271,12 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// `RATE_LIMIT_PER_MINUTE`.
     pub rate_limit_per_minute: u32,
+    /// `PRESENCE_TTL_MS`.
+    pub presence_ttl: Duration,
     /// `JOB_QUEUE_CAPACITY`.
     pub job_queue_capacity: usize,
+    /// `JOB_CLAIM_IDLE_MS`.
+    pub job_claim_idle: Duration,
     /// `EXAMPLE_WORKER` (or `--dev`).
     pub example_worker: bool,
     /// `EXAMPLE_WORKER_DELAY_MS`.
@@ -296,7 +312,9 @@ impl Config {
             jwt_leeway: 0,
             rate_limit_burst: 5,
             rate_limit_per_minute: 30,
+            presence_ttl: Duration::from_secs(15),
             job_queue_capacity: 1024,
+            job_claim_idle: Duration::from_secs(30),
             example_worker: false,
             example_worker_delay: Duration::from_millis(120),
             worker_concurrency: 4,
@@ -319,7 +337,12 @@ pub fn help() -> String {
         "sockeye: the Sockeye real-time server (Socket.IO, JWT auth, jobs, health and metrics)\n\n\
          USAGE:\n  \
            sockeye [serve] [OPTIONS]      run the server\n  \
-           sockeye worker --example       run the example worker (needs the Redis job stream)\n  \
+           sockeye worker --example       run the example worker as its own process: it takes jobs\n                                 \
+           from the Redis job stream (REDIS_URL required) and publishes\n                                 \
+           to the users' tabs (classic: the redis-emitter protocol;\n                                 \
+           sharded: SPUBLISH as a sharded node does). SIGTERM: takes no\n                                 \
+           more jobs, finishes its own. A node with REDIS_URL and\n                                 \
+           --example-worker also runs one, beside these\n  \
            sockeye events-ts              print the TypeScript event catalogue (server/events.ts)\n\n\
          OPTIONS: each flag has an environment variable of the same name; flags win.\n",
     );
@@ -616,7 +639,14 @@ fn build(raw: &HashMap<&'static str, String>, worker: bool) -> Result<Config, Er
         jwt_leeway: number::<u64>(raw, "JWT_LEEWAY_SECS", 0, 0)?,
         rate_limit_burst,
         rate_limit_per_minute,
+        presence_ttl: Duration::from_millis(number::<u64>(raw, "PRESENCE_TTL_MS", 15_000, 300)?),
         job_queue_capacity: number::<usize>(raw, "JOB_QUEUE_CAPACITY", 1024, 1)?,
+        job_claim_idle: Duration::from_millis(number::<u64>(
+            raw,
+            "JOB_CLAIM_IDLE_MS",
+            30_000,
+            100,
+        )?),
         example_worker: dev || flag_bool(raw, "EXAMPLE_WORKER")?,
         example_worker_delay: Duration::from_millis(number::<u64>(
             raw,
@@ -700,6 +730,9 @@ mod tests {
                 .starts_with("FRONTEND_ORIGIN:")
         );
         assert!(refused(&[], &[SECRET, ("REDIS_URL", "http://x")]).starts_with("REDIS_URL:"));
+        assert!(
+            refused(&[], &[SECRET, ("JOB_CLAIM_IDLE_MS", "10")]).starts_with("JOB_CLAIM_IDLE_MS:")
+        );
         assert!(refused(&[], &[("JWT_SECRET", "short")]).starts_with("JWT_SECRET:"));
         assert!(refused(&["--bogus"], &[SECRET]).contains("--bogus"));
         assert!(refused(&["--port"], &[SECRET]).starts_with("PORT:"));

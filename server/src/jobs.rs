@@ -3,8 +3,8 @@
 //! The server side ([`JobQueue`]) enqueues jobs and cancels them; the worker side
 //! ([`JobSource`], used by [`crate::worker`]) takes them and reports how they ended. On one node
 //! both are the in-process [`LocalQueue`]: a bounded channel plus a registry of live jobs (owner
-//! and cancellation signal). With Redis, the cluster pass adds a stream with a consumer group
-//! behind the same two traits (at-least-once; cancellation by pub/sub).
+//! and cancellation signal). With Redis, [`crate::jobs_redis`] puts a stream with a consumer
+//! group behind the same two traits (at-least-once; cancellation by pub/sub and a mark).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -73,6 +73,8 @@ pub enum JobError {
     NotFound,
     /// The job belongs to another user.
     NotOwner,
+    /// The queue's Redis is unreachable right now.
+    Unreachable,
 }
 
 impl JobError {
@@ -86,6 +88,10 @@ impl JobError {
             Self::NoWorker => (ErrorCode::Unavailable, "no worker is taking jobs"),
             Self::NotFound => (ErrorCode::NotFound, "no such job, or it is over"),
             Self::NotOwner => (ErrorCode::Forbidden, "the job belongs to another user"),
+            Self::Unreachable => (
+                ErrorCode::Unavailable,
+                "the job queue is unreachable; try again later",
+            ),
         }
     }
 }
@@ -109,6 +115,11 @@ impl CancelSignal {
     /// A signal that never fires.
     pub fn never() -> Self {
         let (_, rx) = watch::channel(false);
+        Self(rx)
+    }
+
+    /// A signal that fires when `rx` turns `true` (for other job sources).
+    pub fn from_receiver(rx: watch::Receiver<bool>) -> Self {
         Self(rx)
     }
 
@@ -136,6 +147,8 @@ pub trait JobQueue: Send + Sync + 'static {
     fn queued(&self) -> usize;
     /// Jobs a worker took and has not finished.
     fn running(&self) -> usize;
+    /// Workers taking jobs (with Redis: those with a recent heartbeat).
+    fn workers(&self) -> usize;
 }
 
 /// A job handed to a worker.
@@ -145,6 +158,9 @@ pub struct Taken {
     pub job: Job,
     /// Its cancellation.
     pub cancel: CancelSignal,
+    /// Which delivery this is: above 1, an earlier worker took it and never finished (it
+    /// crashed, or the job crashed it).
+    pub attempt: u32,
 }
 
 /// The worker side of a queue.
@@ -255,6 +271,10 @@ impl JobQueue for LocalQueue {
     fn running(&self) -> usize {
         self.running.load(Ordering::Acquire)
     }
+
+    fn workers(&self) -> usize {
+        self.workers.load(Ordering::Acquire)
+    }
 }
 
 impl JobSource for LocalQueue {
@@ -266,7 +286,11 @@ impl JobSource for LocalQueue {
                 None => CancelSignal::never(),
             };
             self.running.fetch_add(1, Ordering::AcqRel);
-            Some(Taken { job, cancel })
+            Some(Taken {
+                job,
+                cancel,
+                attempt: 1,
+            })
         })
     }
 

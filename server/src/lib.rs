@@ -11,9 +11,10 @@
 //! | [`auth`] | JWT checks, dev tokens |
 //! | [`events`] | the event catalogue: names, payload types, validation, envelope, `events.ts` |
 //! | [`realtime`] | the Socket.IO handlers: auth middleware, rooms, client events |
-//! | [`presence`] | who is online |
-//! | [`rate_limit`] | per-user token buckets |
+//! | [`presence`] | who is online (cluster-wide through Redis) |
+//! | [`rate_limit`] | per-user token buckets (cluster-wide through Redis) |
 //! | [`jobs`] | jobs, the queue seam and the in-process queue |
+//! | [`jobs_redis`] | the cluster job queue: a Redis stream with a consumer group |
 //! | [`worker`] | the worker library and the example worker |
 //! | [`cluster`] | the adapter seam: in-memory or Redis |
 //! | [`http`] | the HTTP routes beside Socket.IO, CORS, the client bundle |
@@ -29,9 +30,11 @@ mod error;
 pub mod events;
 pub mod http;
 pub mod jobs;
+pub mod jobs_redis;
 pub mod logging;
 pub mod metrics;
 pub mod presence;
+mod presence_cluster;
 pub mod rate_limit;
 pub mod realtime;
 pub mod worker;

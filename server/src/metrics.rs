@@ -109,6 +109,9 @@ pub struct Metrics {
     pub invalid_payloads: Counter,
     /// Starts refused with `rate_limited`.
     pub rate_limited: Counter,
+    /// Rate-limit decisions and presence statuses answered from this node's memory because
+    /// Redis did not answer.
+    pub redis_fallbacks: Counter,
     /// Jobs accepted into the queue.
     pub jobs_enqueued: Counter,
     /// Jobs refused because the queue was full.
@@ -132,10 +135,16 @@ pub struct Gauges {
     pub connections: BTreeMap<&'static str, u64>,
     /// Users online on this node.
     pub users_online: u64,
+    /// Socket.IO sockets on this node, every namespace.
+    pub sockets: u64,
+    /// Rooms with a member on this node, every namespace (each socket's own id room included).
+    pub rooms: u64,
     /// Jobs waiting in the queue.
     pub jobs_queued: u64,
     /// Jobs taken by a worker and not finished.
     pub jobs_running: u64,
+    /// Workers taking jobs (cluster-wide with Redis).
+    pub job_workers: u64,
     /// Redis: `None` when off; else (up, adapter stats).
     pub redis: Option<(bool, socketio_redis::Stats)>,
 }
@@ -204,7 +213,21 @@ impl Metrics {
             "Users with a connected socket on this node.",
         );
         sample(&mut out, "sockeye_users_online", "", gauges.users_online);
-        let counters: [(&str, &str, &Counter); 8] = [
+        family(
+            &mut out,
+            "sockeye_sockets",
+            "gauge",
+            "Socket.IO sockets on this node, every namespace.",
+        );
+        sample(&mut out, "sockeye_sockets", "", gauges.sockets);
+        family(
+            &mut out,
+            "sockeye_rooms",
+            "gauge",
+            "Rooms with a member on this node, every namespace (socket id rooms included).",
+        );
+        sample(&mut out, "sockeye_rooms", "", gauges.rooms);
+        let counters: [(&str, &str, &Counter); 9] = [
             (
                 "sockeye_tcp_connections_total",
                 "TCP connections accepted.",
@@ -244,6 +267,11 @@ impl Metrics {
                 "sockeye_rate_limited_total",
                 "Job starts refused with rate_limited.",
                 &self.rate_limited,
+            ),
+            (
+                "sockeye_redis_fallbacks_total",
+                "Rate limits and presence statuses answered locally because Redis did not answer.",
+                &self.redis_fallbacks,
             ),
         ];
         for (name, help, counter) in counters {
@@ -323,6 +351,13 @@ impl Metrics {
             "state=\"running\"",
             gauges.jobs_running,
         );
+        family(
+            &mut out,
+            "sockeye_job_workers",
+            "gauge",
+            "Workers taking jobs (with Redis: heartbeats in the last 5 s, cluster-wide).",
+        );
+        sample(&mut out, "sockeye_job_workers", "", gauges.job_workers);
         family(
             &mut out,
             "sockeye_redis_up",
@@ -455,6 +490,9 @@ mod tests {
         assert!(text.contains("sockeye_events_received_total{event=\"other\"} 1"));
         assert!(text.contains("sockeye_jobs_total{outcome=\"enqueued\"} 1"));
         assert!(text.contains("sockeye_connections{transport=\"websocket\"} 0"));
+        assert!(text.contains("\nsockeye_sockets 0\n"));
+        assert!(text.contains("\nsockeye_rooms 0\n"));
+        assert!(text.contains("\nsockeye_job_workers 0\n"));
         assert!(!text.contains("\nsockeye_redis_up "));
         assert!(text.contains("sockeye_info{node_id=\"n1\""));
     }

@@ -3,7 +3,8 @@
 //!
 //! Every client event is validated first; an invalid payload gets an `invalid_payload` ack and
 //! nothing else happens. Handlers run on the connection's task and never block: enqueueing a
-//! job, cancelling it and relaying are all immediate.
+//! job, cancelling it and relaying are all immediate; what needs Redis (the cluster-wide rate
+//! limit and presence status) runs in a spawned task that sends the ack when it is done.
 
 use std::sync::Arc;
 
@@ -162,16 +163,29 @@ impl Realtime {
                 Ok((_, payload)) => payload,
                 Err(refusal) => return reply(ack, refusal),
             };
+            // Join before reading the status: a change in between is then heard, not lost.
             socket.join(payload.user_ids.iter().map(|u| presence::room(u)));
-            let users = payload
-                .user_ids
-                .into_iter()
-                .map(|user_id| PresenceStatus {
-                    online: rt.presence.is_online(&user_id),
-                    user_id,
-                })
-                .collect();
-            reply(ack, events::ack_ok(&PresenceSnapshot { users }));
+            let snapshot = |user_ids: Vec<String>, online: Vec<bool>| {
+                let users = user_ids
+                    .into_iter()
+                    .zip(online)
+                    .map(|(user_id, online)| PresenceStatus { user_id, online })
+                    .collect();
+                events::ack_ok(&PresenceSnapshot { users })
+            };
+            if rt.presence.cluster().is_none() {
+                let online = payload
+                    .user_ids
+                    .iter()
+                    .map(|u| rt.presence.is_online(u))
+                    .collect();
+                return reply(ack, snapshot(payload.user_ids, online));
+            }
+            let rt = rt.clone();
+            tokio::spawn(async move {
+                let online = rt.presence.statuses(&payload.user_ids, &rt.metrics).await;
+                reply(ack, snapshot(payload.user_ids, online));
+            });
         });
     }
 
@@ -195,24 +209,37 @@ impl Realtime {
     }
 
     fn start_job<T: serde::de::DeserializeOwned + events::Validate>(
-        &self,
+        self: &Arc<Self>,
         socket: &Socket,
         args: Vec<Value>,
         ack: Option<AckSender>,
-        kind: impl FnOnce(T) -> JobKind,
+        kind: impl FnOnce(T) -> JobKind + Send + 'static,
     ) {
         let (user, payload) = match self.parse::<T>(socket, args) {
             Ok(parsed) => parsed,
             Err(refusal) => return reply(ack, refusal),
         };
-        if !self.limiter.try_acquire(&user) {
+        let job = Job::new(user, kind(payload));
+        if !self.limiter.is_clustered() {
+            let allowed = self.limiter.try_acquire(&job.user_id);
+            return self.enqueue(job, allowed, ack);
+        }
+        let rt = self.clone();
+        tokio::spawn(async move {
+            let allowed = rt.limiter.acquire(&job.user_id).await;
+            rt.enqueue(job, allowed, ack);
+        });
+    }
+
+    /// Enqueues `job` unless the rate limit refused it (`allowed` false), and acks.
+    fn enqueue(&self, job: Job, allowed: bool, ack: Option<AckSender>) {
+        if !allowed {
             self.metrics.rate_limited.inc();
             return reply(
                 ack,
                 events::ack_error(ErrorCode::RateLimited, "too many jobs started; slow down"),
             );
         }
-        let job = Job::new(user, kind(payload));
         let job_id = job.id.clone();
         match self.jobs.enqueue(job) {
             Ok(()) => {
@@ -231,19 +258,24 @@ impl Realtime {
 
     /// Tells the followers of `user` that they came online or went offline.
     fn announce(&self, user: &str, online: bool) {
-        let payload = UserPresence {
-            user_id: user.to_owned(),
-            online,
-        };
-        match events::envelope(&payload) {
-            Ok(envelope) => {
-                self.metrics.broadcasts.inc();
-                let _ = self
-                    .io
-                    .to([presence::room(user)])
-                    .emit(name::USER_PRESENCE, vec![envelope]);
-            }
-            Err(err) => tracing::warn!(%err, "presence envelope"),
+        announce_presence(&self.io, &self.metrics, user, online);
+    }
+}
+
+/// Sends `user:presence:v1` to the followers of `user` (the room `presence:<userId>`, on every
+/// node through the adapter).
+pub fn announce_presence(io: &SocketIo, metrics: &Metrics, user: &str, online: bool) {
+    let payload = UserPresence {
+        user_id: user.to_owned(),
+        online,
+    };
+    match events::envelope(&payload) {
+        Ok(envelope) => {
+            metrics.broadcasts.inc();
+            let _ = io
+                .to([presence::room(user)])
+                .emit(name::USER_PRESENCE, vec![envelope]);
         }
+        Err(err) => tracing::warn!(%err, "presence envelope"),
     }
 }

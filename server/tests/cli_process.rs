@@ -100,7 +100,7 @@ async fn bad_settings_stop_the_start_with_one_line_naming_them() {
             &[
                 secret,
                 ("REDIS_URL", "redis://127.0.0.1:6379"),
-                ("ADAPTER", "sharded"),
+                ("ADAPTER", "sharded-cluster"),
             ],
             "sockeye: ADAPTER:",
         ),

@@ -152,6 +152,10 @@ impl RedisCluster {
                     format!("nodes-{i}.conf"),
                     "--cluster-node-timeout".into(),
                     "5000".into(),
+                    // The bus port defaults to port + 10000, impossible above 55535 (where a
+                    // free port often is): give it a free port of its own.
+                    "--cluster-port".into(),
+                    free_port().to_string(),
                     "--dir".into(),
                     dir.to_string_lossy().into_owned(),
                 ])

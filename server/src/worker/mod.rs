@@ -30,7 +30,8 @@
 //! Events go to the room `user:<userId>` of the main namespace, inside the catalogue envelope,
 //! through a [`Publisher`]: [`LocalPublisher`] in the server's process, [`EmitterPublisher`]
 //! (the `socketio-redis` emitter, the same bytes as Node's `@socket.io/redis-emitter`) anywhere
-//! else.
+//! else in a classic cluster, and [`ShardedPublisher`] in a sharded one (the emitter protocol
+//! does not reach sharded nodes).
 
 pub mod example;
 
@@ -110,6 +111,77 @@ impl Publisher for EmitterPublisher {
                 .emit(event, vec![payload])
                 .await
                 .map_err(Error::from)
+        })
+    }
+}
+
+/// Publishes to the nodes of a sharded cluster (`ADAPTER=sharded`) from a worker process: the
+/// broadcast a sharded node would send (ClusterAdapter message type 3, `SPUBLISH` on the
+/// channel Node's `computeChannel` picks in mode [`crate::cluster::SHARDED_MODE`]). One Redis
+/// server; not a Redis Cluster (the publish would have to go to the slot's master).
+#[derive(Clone)]
+pub struct ShardedPublisher {
+    conn: redis::aio::ConnectionManager,
+    channels: socketio_redis::wire::cluster::ShardedChannels,
+    /// A uid of its own, as a node has: no node takes the broadcast for its own.
+    uid: String,
+}
+
+impl std::fmt::Debug for ShardedPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardedPublisher")
+            .field("uid", &self.uid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShardedPublisher {
+    /// Connects to Redis; `key` is the cluster's channel prefix (`REDIS_KEY`).
+    pub async fn connect(url: &str, key: &str) -> Result<Self, Error> {
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::config("REDIS_URL", format!("invalid Redis URL: {e}")))?;
+        let conn = client
+            .get_connection_manager()
+            .await
+            .map_err(|e| Error::config("REDIS_URL", format!("cannot connect to Redis: {e}")))?;
+        Ok(Self {
+            conn,
+            channels: socketio_redis::wire::cluster::ShardedChannels::new(key, "/"),
+            uid: socketio_redis::wire::cluster::new_id(),
+        })
+    }
+}
+
+impl Publisher for ShardedPublisher {
+    fn publish(
+        &self,
+        room: String,
+        event: &'static str,
+        payload: Value,
+    ) -> BoxFuture<'_, Result<(), Error>> {
+        use socketio_redis::wire::cluster::{Body, Message, opts_of};
+        let message = Message {
+            uid: self.uid.clone(),
+            nsp: Some("/".into()),
+            body: Body::Broadcast {
+                data: std::borrow::Cow::Owned(vec![Value::from(event), payload]),
+                request_id: None,
+                opts: opts_of(&[room], &[], socketio_redis::wire::Flags::new()),
+            },
+        };
+        let channel = self
+            .channels
+            .for_message(&message, crate::cluster::SHARDED_MODE);
+        let bytes = message.encode();
+        let mut conn = self.conn.clone();
+        Box::pin(async move {
+            redis::cmd("SPUBLISH")
+                .arg(channel)
+                .arg(&bytes[..])
+                .query_async::<i64>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(|e| Error::Redis(socketio_redis::Error::from(e)))
         })
     }
 }
@@ -272,6 +344,10 @@ impl JobContext {
     }
 }
 
+/// A job delivered more often than this is not run again: it failed (`task:failed:v1`) and is
+/// acknowledged, so a job that crashes its workers does not take them all down in turn.
+pub const MAX_ATTEMPTS: u32 = 3;
+
 /// Takes jobs from a source and runs a handler on each, a few at a time.
 pub struct Worker {
     source: Arc<dyn JobSource>,
@@ -313,9 +389,10 @@ impl Worker {
         self
     }
 
-    /// Runs until the source closes. After the handler, the library tells the client about a
-    /// cancellation (`task:cancelled:v1`) or a failure (`task:failed:v1`); a job cancelled
-    /// before it started does not reach the handler.
+    /// Runs until the source closes, then waits for the jobs it started. After the handler,
+    /// the library tells the client about a cancellation (`task:cancelled:v1`) or a failure
+    /// (`task:failed:v1`); a job cancelled before it started does not reach the handler, nor
+    /// does one delivered more than [`MAX_ATTEMPTS`] times (it fails).
     pub async fn run<H, F>(self, handler: H)
     where
         H: Fn(JobContext) -> F + Send + Sync + 'static,
@@ -328,7 +405,8 @@ impl Worker {
                 return;
             };
             let Some(taken) = self.source.next().await else {
-                return;
+                drop(permit);
+                break;
             };
             let source = self.source.clone();
             let publisher = self.publisher.clone();
@@ -339,6 +417,11 @@ impl Worker {
                 let ctx = JobContext::new(taken.job, taken.cancel, publisher);
                 let outcome = if ctx.is_cancelled() {
                     Outcome::Cancelled
+                } else if taken.attempt > MAX_ATTEMPTS {
+                    tracing::warn!(job = %job_id, attempt = taken.attempt, "giving up on a job that never finished");
+                    Outcome::Failed(format!(
+                        "gave up after {MAX_ATTEMPTS} attempts: the job never finished"
+                    ))
                 } else {
                     let outcome = handler(ctx.clone()).await;
                     tracing::debug!(job = %job_id, user = %ctx.job.user_id, ?outcome, "job finished");
@@ -380,5 +463,9 @@ impl Worker {
                 drop(permit);
             });
         }
+        // Every permit back: every job started here is over (and finished at its source).
+        let _ = permits
+            .acquire_many(u32::try_from(self.concurrency).unwrap_or(u32::MAX))
+            .await;
     }
 }

@@ -1,0 +1,121 @@
+// A real browser on the demo page: Debian's Chromium (/usr/bin/chromium) driven by
+// playwright-core opens `GET /` of a `sockeye --dev` process, gets a dev token and connects with
+// the official client bundle the server serves, runs a search and sees its results, starts a
+// model answer, sees it stream, and cancels it.
+//
+//   apt-get install chromium && cargo build -p sockeye && (cd server && npm ci && npm test)
+//
+// SOCKEYE_BIN overrides the binary; CHROMIUM the browser (default /usr/bin/chromium).
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.SOCKEYE_BIN ?? join(here, "..", "..", "target", "debug", "sockeye");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const WAIT = 10000;
+
+if (!existsSync(BIN)) {
+  throw new Error(`sockeye binary not found at ${BIN}: run cargo build -p sockeye first`);
+}
+if (!existsSync(CHROMIUM)) {
+  throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (Debian's package)`);
+}
+
+const cleanups = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+/** Starts sockeye; resolves with { url, child, log } once it listens. */
+function startServer(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, ["--host", "127.0.0.1", "--port", "0", ...args], {
+      env: { PATH: process.env.PATH, LOG_LEVEL: "info" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    cleanups.push(() => child.kill("SIGKILL"));
+    const log = [];
+    let buffered = "";
+    const timer = setTimeout(() => reject(new Error("sockeye did not start: " + log.join("\n"))), WAIT);
+    child.stderr.on("data", (data) => {
+      buffered += data;
+      let nl;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        log.push(line);
+        const m = line.match(/listening on (http:\/\/[\d.:]+)/);
+        if (m) { clearTimeout(timer); resolve({ url: m[1], child, log }); }
+      }
+    });
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`sockeye exited ${code}: ${log.join("\n")}`)); });
+  });
+}
+
+test("the demo page in Chromium: connect, search, stream a model answer, cancel it", async () => {
+  // Paced so that the model answer (over 20 chunks, one every 100 ms) is still running when
+  // the test clicks Cancel.
+  const server = await startServer(["--dev", "--example-worker-delay-ms", "200"]);
+  const userDataDir = mkdtempSync(join(tmpdir(), "sockeye-chromium-"));
+  cleanups.push(() => rmSync(userDataDir, { recursive: true, force: true }));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    timeout: WAIT,
+  });
+  cleanups.push(() => context.close());
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(WAIT);
+  const pageErrors = [];
+  page.on("pageerror", (err) => pageErrors.push(String(err)));
+  // The demo alerts on a refused start (e.g. rate_limited): that must not happen here.
+  const dialogs = [];
+  page.on("dialog", (dialog) => { dialogs.push(dialog.message()); dialog.dismiss(); });
+
+  const response = await page.goto(server.url + "/");
+  assert.equal(response.status(), 200);
+  assert.equal(await page.evaluate(() => typeof io), "function", "the official client bundle loaded");
+
+  await page.fill("#user", "browser-user");
+  await page.click("#connect");
+  await page.waitForSelector("#status.connected");
+  assert.equal(await page.textContent("#status"), "connected");
+  assert.match(await page.textContent("#conninfo"), /^socket \S+ over (polling|websocket)$/);
+
+  // A search: its results stream in, then it completes.
+  await page.fill("#query", "rust websockets");
+  await page.click("#search");
+  const search = page.locator('.job[data-kind="search"]');
+  await search.and(page.locator('[data-state="done"]')).waitFor();
+  assert.equal(await search.locator(".hit").count(), 5);
+  assert.match(await search.locator(".hit a").first().textContent(), /\S/);
+
+  // A model answer: chunks arrive, then Cancel stops it before it completes.
+  await page.click("#ask");
+  const model = page.locator('.job[data-kind="model"]');
+  await model.locator(".answer").waitFor();
+  const partial = await model.locator(".answer").textContent();
+  assert.ok(partial.length > 0);
+  await model.locator("button.cancel").click();
+  await model.and(page.locator('[data-state="cancelled"]')).waitFor();
+  const stopped = await model.locator(".answer").textContent();
+  // Nothing more streams after the cancel.
+  await page.waitForTimeout(500);
+  assert.equal(await model.locator(".answer").textContent(), stopped);
+  assert.equal(await model.getAttribute("data-state"), "cancelled");
+  assert.match(await page.textContent("#log"), /task:cancel → \{"ok":true\}/);
+
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(dialogs, []);
+});
