@@ -259,19 +259,33 @@ async function startApp() {
   const subscriptions = [];
   let stopCollecting = () => {};
   if (cfg.redisUrl !== undefined) {
-    const { createClient } = await import("redis");
+    const { createClient, createCluster } = await import("redis");
     const { createAdapter, createShardedAdapter } = await import("@socket.io/redis-adapter");
     let started = false;
+    const socketOptions = {
+      // fail fast while starting (→ exit 2); reconnect with a short backoff afterwards
+      reconnectStrategy: (retries, cause) =>
+        started ? Math.min(50 * (retries + 1), 1000) : new Error(`cannot reach Redis: ${cause?.message ?? cause}`),
+      connectTimeout: 3000,
+    };
+    // REDIS_URL may name one node of a Redis Cluster (as the Rust testbed, detect it): then
+    // both clients are cluster clients, which route (S)SUBSCRIBE / SPUBLISH by slot.
+    let clusterMode = false;
+    {
+      const probe = createClient({ url: cfg.redisUrl, socket: socketOptions });
+      probe.on("error", () => {});
+      try {
+        await probe.connect();
+        clusterMode = /^cluster_enabled:1/m.test(await probe.info("cluster"));
+        await probe.disconnect();
+      } catch (e) {
+        fail(`cannot connect to Redis at ${cfg.redisUrl}: ${e.message}`);
+      }
+    }
     const makeClient = () => {
-      const client = createClient({
-        url: cfg.redisUrl,
-        socket: {
-          // fail fast while starting (→ exit 2); reconnect with a short backoff afterwards
-          reconnectStrategy: (retries, cause) =>
-            started ? Math.min(50 * (retries + 1), 1000) : new Error(`cannot reach Redis: ${cause?.message ?? cause}`),
-          connectTimeout: 3000,
-        },
-      });
+      const client = clusterMode
+        ? createCluster({ rootNodes: [{ url: cfg.redisUrl }], defaults: { socket: socketOptions } })
+        : createClient({ url: cfg.redisUrl, socket: socketOptions });
       client.on("error", (e) => {
         if (started && !shuttingDown) process.stderr.write(`testbed: redis error: ${e.message}\n`);
       });
