@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use hyper::upgrade::OnUpgrade;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::engine::EngineInner;
 use crate::handler::Handler;
@@ -18,7 +16,8 @@ use crate::packet::{Frame, Message, Packet};
 use crate::payload;
 use crate::session::{Action, Channel, CloseReason, Session, TransportKind};
 use crate::socket::{Shared, Socket};
-use crate::transport::websocket::{self, WsStream, WsStreamRx};
+use crate::transport::frame::Incoming;
+use crate::transport::websocket::{self, CLOSE_GRACE, WsConn, WsEvent};
 
 /// Commands from the HTTP side to a session's task.
 pub(crate) enum Cmd {
@@ -28,11 +27,9 @@ pub(crate) enum Cmd {
     /// (Boxed: commands sit in a channel block of 32 slots per session, so they stay small.)
     Post(Box<(Bytes, oneshot::Sender<()>)>),
     /// A WebSocket opened with this sid (an upgrade probe).
-    WebSocket(Box<WsStream>),
+    WebSocket(Box<WsConn>),
     /// A transport failure seen by a request handler (bad or duplicate POST, 413, 408).
     Fail(CloseReason),
-    /// The WebSocket writer ended, with this reason.
-    WriterDone(CloseReason),
 }
 
 /// The answer to a polling GET.
@@ -44,11 +41,6 @@ pub(crate) enum PollReply {
     Upgraded,
 }
 
-/// WebSocket close codes (RFC 6455 7.4.1) for the errors we close on.
-const CLOSE_TOO_BIG: u16 = 1009;
-const CLOSE_INVALID_DATA: u16 = 1007;
-const CLOSE_PROTOCOL: u16 = 1002;
-
 /// How long a server close may spend sending what was queued before the socket is dropped.
 const FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -56,31 +48,22 @@ pub(crate) struct Driver<H: Handler> {
     engine: Arc<EngineInner<H>>,
     socket: Socket,
     session: Session,
-    cmds: mpsc::Receiver<Cmd>,
-    cmd_tx: mpsc::Sender<Cmd>,
     /// The pending polling GET.
     poll: Option<oneshot::Sender<PollReply>>,
-    ws_rx: Option<WsStreamRx>,
+    /// The WebSocket transport, read and written by this task.
+    ws: Option<WsConn>,
     /// The WebSocket probing an upgrade, until it becomes the transport or is closed.
-    probe: Option<WsStream>,
+    probe: Option<Box<WsConn>>,
 }
 
 impl<H: Handler> Driver<H> {
-    pub(crate) fn new(
-        engine: Arc<EngineInner<H>>,
-        socket: Socket,
-        session: Session,
-        cmds: mpsc::Receiver<Cmd>,
-        cmd_tx: mpsc::Sender<Cmd>,
-    ) -> Self {
+    pub(crate) fn new(engine: Arc<EngineInner<H>>, socket: Socket, session: Session) -> Self {
         Self {
             engine,
             socket,
             session,
-            cmds,
-            cmd_tx,
             poll: None,
-            ws_rx: None,
+            ws: None,
             probe: None,
         }
     }
@@ -89,27 +72,41 @@ impl<H: Handler> Driver<H> {
         &self.socket.shared
     }
 
-    /// Runs a session. For a WebSocket handshake, `ws` is its socket and the open packet is
-    /// already queued.
-    pub(crate) async fn run(mut self, ws: Option<WsStream>) {
-        if let Some(ws) = ws {
-            self.attach_websocket(ws);
+    /// Runs a session. For a WebSocket handshake, `upgrade` is the pending upgrade (and the
+    /// `maxPayload`) and the open packet is already queued.
+    pub(crate) async fn run(mut self, upgrade: Option<(OnUpgrade, usize)>) {
+        if let Some((on_upgrade, max_payload)) = upgrade {
+            match on_upgrade.await {
+                Ok(upgraded) => self.attach_websocket(WsConn::new(upgraded, max_payload)),
+                Err(err) => {
+                    tracing::debug!(sid = %self.socket.id(), %err, "websocket handshake failed");
+                    self.engine.remove(self.socket.id());
+                    return;
+                }
+            }
         }
         let engine = self.engine.clone();
         let socket = self.socket.clone();
         let Some(mut conn) = guarded(|| engine.handler.on_open(&socket)) else {
-            return Box::pin(self.finish(None, CloseReason::ForcedClose)).await;
+            return self.finish_boxed(None, CloseReason::ForcedClose).await;
         };
         let reason = self.event_loop(&mut conn).await;
-        // Boxed: the end of a session must not make every live session's task bigger.
-        Box::pin(self.finish(Some(conn), reason)).await;
+        self.finish_boxed(Some(conn), reason).await;
     }
 
-    fn attach_websocket(&mut self, ws: WsStream) {
-        let (tx, rx) = ws.split();
-        self.ws_rx = Some(rx);
+    /// The end of a session, boxed by a plain function: it must not make every live
+    /// session's task bigger (an async fn would reserve its room in the task).
+    fn finish_boxed(
+        self,
+        conn: Option<H::Conn>,
+        reason: CloseReason,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(self.finish(conn, reason))
+    }
+
+    fn attach_websocket(&mut self, ws: WsConn) {
+        self.ws = Some(ws);
         self.shared().set_transport(TransportKind::WebSocket);
-        websocket::spawn_writer(self.shared().clone(), tx, self.cmd_tx.clone());
     }
 
     async fn event_loop(&mut self, conn: &mut H::Conn) -> CloseReason {
@@ -121,17 +118,18 @@ impl<H: Handler> Driver<H> {
             let deadline = self.session.next_deadline();
             let polling = self.session.transport() == TransportKind::Polling;
             tokio::select! {
-                cmd = self.cmds.recv() => match cmd {
-                    Some(cmd) => self.on_cmd(conn, cmd).await,
-                    None => self.session.close(CloseReason::ForcedClose),
-                },
-                msg = websocket::next(&mut self.ws_rx), if self.ws_rx.is_some() => {
-                    self.on_ws(Channel::Main, msg);
+                event = ws_io(&mut self.ws, &self.socket.shared), if self.ws.is_some() => {
+                    self.on_ws(Channel::Main, event);
                 }
-                msg = websocket::next_probe(&mut self.probe), if self.probe.is_some() => {
-                    self.on_ws(Channel::Probe, msg);
+                event = probe_io(&mut self.probe), if self.probe.is_some() => {
+                    self.on_ws(Channel::Probe, event);
                 }
-                () = self.socket.shared.notify.notified(), if polling => self.on_queue(),
+                () = self.socket.shared.notify.notified() => {
+                    for cmd in self.socket.shared.take_cmds() {
+                        self.on_cmd(conn, cmd).await;
+                    }
+                    self.on_queue(polling);
+                }
                 () = poll_aborted(&mut self.poll), if self.poll.is_some() => {
                     tracing::debug!(sid = %self.socket.id(), "poll connection closed prematurely");
                     self.poll = None;
@@ -148,19 +146,15 @@ impl<H: Handler> Driver<H> {
             match action {
                 Action::Deliver(message) => self.deliver(conn, message),
                 Action::SendPing => {
+                    // On WebSocket the event loop writes it on its next turn.
                     self.shared().queue().push_control(Frame::control("2"));
-                    match self.session.transport() {
-                        TransportKind::Polling => self.flush_poll(),
-                        TransportKind::WebSocket => self.shared().notify.notify_one(),
+                    if self.session.transport() == TransportKind::Polling {
+                        self.flush_poll();
                     }
                 }
                 Action::SendProbePong => {
-                    if let Some(probe) = self.probe.as_mut()
-                        && Box::pin(websocket::send_text(probe, "3probe"))
-                            .await
-                            .is_err()
-                    {
-                        self.session.probe_closed();
+                    if let Some(probe) = self.probe.as_mut() {
+                        probe.push_text("3probe");
                     }
                 }
                 Action::NoopPoll => self.answer_poll(vec![Frame::control("6")]),
@@ -168,13 +162,13 @@ impl<H: Handler> Driver<H> {
                     if let Some(ws) = self.probe.take() {
                         // A GET still pending on the old transport returns empty-handed.
                         self.answer_poll(vec![Frame::control("6")]);
-                        self.attach_websocket(ws);
+                        self.attach_websocket(*ws);
                         tracing::debug!(sid = %self.socket.id(), "upgraded to websocket");
                     }
                 }
                 Action::AbortUpgrade => {
                     if let Some(probe) = self.probe.take() {
-                        websocket::close_later(probe);
+                        websocket::close_later(*probe);
                     }
                 }
             }
@@ -210,9 +204,9 @@ impl<H: Handler> Driver<H> {
                 // probe already holds so the GET sees the upgrade (Node handles both in
                 // arrival order).
                 while let Some(probe) = self.probe.as_mut()
-                    && let Some(msg) = probe.next().now_or_never()
+                    && let Some(event) = probe.try_next()
                 {
-                    self.on_ws(Channel::Probe, msg);
+                    self.on_ws(Channel::Probe, event);
                     self.act(conn).await;
                 }
                 if self.session.transport() != TransportKind::Polling {
@@ -242,20 +236,20 @@ impl<H: Handler> Driver<H> {
             }
             Cmd::WebSocket(ws) => {
                 if self.session.start_upgrade(Instant::now()) {
-                    self.probe = Some(*ws);
+                    self.probe = Some(ws);
                 } else {
                     // Already upgraded or upgrading: accepted, then closed at once (Node).
                     websocket::close_later(*ws);
                 }
             }
-            Cmd::Fail(reason) | Cmd::WriterDone(reason) => self.session.close(reason),
+            Cmd::Fail(reason) => self.session.close(reason),
         }
     }
 
-    fn on_ws(&mut self, channel: Channel, msg: Option<Result<WsMessage, WsError>>) {
+    fn on_ws(&mut self, channel: Channel, event: WsEvent) {
         let now = Instant::now();
-        let packet = match msg {
-            Some(Ok(WsMessage::Text(text))) => match Packet::decode_frame(&text) {
+        let packet = match event {
+            WsEvent::Message(Incoming::Text(text)) => match Packet::decode_frame(&text) {
                 Ok(packet) => packet,
                 Err(err) => {
                     tracing::debug!(sid = %self.socket.id(), %err, "bad websocket packet");
@@ -266,32 +260,52 @@ impl<H: Handler> Driver<H> {
                 }
             },
             // Binary frames carry no type byte: always a message.
-            Some(Ok(WsMessage::Binary(data))) => Packet::Message(Message::Binary(data)),
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => return,
-            Some(Ok(WsMessage::Close(_))) | None => {
+            WsEvent::Message(Incoming::Binary(data)) => Packet::Message(Message::Binary(data)),
+            WsEvent::Message(Incoming::Ping(payload)) => {
+                match channel {
+                    Channel::Main => self.ws.as_mut().map(|ws| ws.push_pong(&payload)),
+                    Channel::Probe => self.probe.as_mut().map(|ws| ws.push_pong(&payload)),
+                };
+                return;
+            }
+            WsEvent::Message(Incoming::Pong) => return,
+            WsEvent::Message(Incoming::Close(code)) => {
                 return match channel {
-                    Channel::Main => self.session.close(CloseReason::TransportClose),
+                    Channel::Main => {
+                        // The close frame sent back echoes the client's code (RFC 6455 5.5.1).
+                        let code = code.unwrap_or(0);
+                        self.shared().ws_close_code.store(code, Ordering::Release);
+                        self.session.close(CloseReason::TransportClose)
+                    }
                     Channel::Probe => self.session.probe_closed(),
                 };
             }
-            Some(Err(err)) => {
-                tracing::debug!(sid = %self.socket.id(), %err, "websocket error");
-                if channel == Channel::Probe {
-                    return self.session.probe_closed();
-                }
-                let code = match err {
-                    // The peer went away without a close frame: Node's ws reports a close.
-                    WsError::Io(_)
-                    | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                        return self.session.close(CloseReason::TransportClose);
+            WsEvent::Refused(err) => {
+                tracing::debug!(sid = %self.socket.id(), %err, "websocket frame refused");
+                return match channel {
+                    Channel::Main => {
+                        let code = err.close_code();
+                        self.shared().ws_close_code.store(code, Ordering::Release);
+                        self.session.close(CloseReason::TransportError)
                     }
-                    WsError::Capacity(_) => CLOSE_TOO_BIG,
-                    WsError::Utf8(_) => CLOSE_INVALID_DATA,
-                    WsError::Protocol(_) => CLOSE_PROTOCOL,
-                    _ => 0,
+                    Channel::Probe => self.session.probe_closed(),
                 };
-                self.shared().ws_close_code.store(code, Ordering::Release);
-                return self.session.close(CloseReason::TransportError);
+            }
+            WsEvent::Gone(err) => {
+                if let Some(err) = err {
+                    tracing::debug!(sid = %self.socket.id(), %err, "websocket connection failed");
+                }
+                // Nothing more can be written: drop the socket at once.
+                return match channel {
+                    Channel::Main => {
+                        self.ws = None;
+                        self.session.close(CloseReason::TransportClose)
+                    }
+                    Channel::Probe => {
+                        self.probe = None;
+                        self.session.probe_closed()
+                    }
+                };
             }
         };
         self.session.handle_packet(now, channel, packet);
@@ -312,12 +326,14 @@ impl<H: Handler> Driver<H> {
         self.flush_poll();
     }
 
-    /// The layer above queued something or asked to close.
-    fn on_queue(&mut self) {
+    /// The layer above queued something or asked to close. (On WebSocket the queue is
+    /// written by the event loop's next turn.)
+    fn on_queue(&mut self, polling: bool) {
         let close = self.shared().queue().close;
         match close {
             Some(request) => self.session.close(request.reason),
-            None => self.flush_poll(),
+            None if polling => self.flush_poll(),
+            None => {}
         }
     }
 
@@ -348,21 +364,8 @@ impl<H: Handler> Driver<H> {
         };
         self.shared().request_close(reason, flush);
         self.shared().writable.store(false, Ordering::Release);
-        if self.session.transport() == TransportKind::WebSocket {
-            // The writer sends what it must and the close frame; one that a client does not
-            // read is stopped, at once or after a grace for a flushing close.
-            let shared = self.shared().clone();
-            if flush {
-                tokio::spawn(async move {
-                    tokio::time::sleep(FLUSH_GRACE).await;
-                    shared.kill.notify_one();
-                });
-            } else {
-                shared.kill.notify_one();
-            }
-        }
         if let Some(probe) = self.probe.take() {
-            websocket::close_later(probe);
+            websocket::close_later(*probe);
         }
         if let Some(conn) = conn {
             let (engine, socket) = (&self.engine, &self.socket);
@@ -371,7 +374,27 @@ impl<H: Handler> Driver<H> {
         if self.session.transport() == TransportKind::Polling {
             self.close_polling(reason, flush).await;
         }
+        self.shared().end_cmds();
         self.engine.remove(self.socket.id());
+        if let Some(mut ws) = self.ws.take() {
+            // What was queued goes first when the close flushes; then the close frame, with no
+            // code as Node sends it (the client sees 1005) unless a limit was hit or the
+            // client's code is echoed. A client that does not read is cut after the grace.
+            let grace = if flush {
+                let frames = self.shared().queue().take();
+                for frame in &frames {
+                    ws.push(frame, self.shared().b64);
+                }
+                FLUSH_GRACE
+            } else {
+                CLOSE_GRACE
+            };
+            let code = match self.shared().ws_close_code.load(Ordering::Acquire) {
+                0 => None,
+                code => Some(code),
+            };
+            ws.close(code, grace).await;
+        }
     }
 
     /// Polling: a pending GET gets `6` when the client closed, else the queued packets (when
@@ -407,16 +430,19 @@ impl<H: Handler> Driver<H> {
         let deadline = Instant::now() + self.engine.config.close_poll_timeout;
         loop {
             tokio::select! {
-                cmd = self.cmds.recv() => match cmd {
-                    Some(Cmd::Poll(reply)) => {
-                        let _ = reply.send(PollReply::Frames(close_frames(self.shared())));
-                        return;
+                () = self.socket.shared.notify.notified() => {
+                    for cmd in self.socket.shared.take_cmds() {
+                        match cmd {
+                            Cmd::Poll(reply) => {
+                                let _ = reply.send(PollReply::Frames(close_frames(self.shared())));
+                                return;
+                            }
+                            Cmd::Post(post) => { let _ = post.1.send(()); }
+                            Cmd::WebSocket(ws) => websocket::close_later(*ws),
+                            Cmd::Fail(_) => {}
+                        }
                     }
-                    Some(Cmd::Post(post)) => { let _ = post.1.send(()); }
-                    Some(Cmd::WebSocket(ws)) => websocket::close_later(*ws),
-                    Some(_) => {}
-                    None => return,
-                },
+                }
                 () = sleep_until(deadline) => return,
             }
         }
@@ -438,6 +464,21 @@ fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
 async fn poll_aborted(poll: &mut Option<oneshot::Sender<PollReply>>) {
     match poll {
         Some(tx) => tx.closed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The WebSocket transport's next event; its queue is written on the way.
+async fn ws_io(ws: &mut Option<WsConn>, shared: &Shared) -> WsEvent {
+    match ws {
+        Some(ws) => std::future::poll_fn(|cx| ws.poll_io(cx, Some(shared))).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn probe_io(probe: &mut Option<Box<WsConn>>) -> WsEvent {
+    match probe {
+        Some(probe) => std::future::poll_fn(|cx| probe.poll_io(cx, None)).await,
         None => std::future::pending().await,
     }
 }

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use http_body::Body;
 use hyper::upgrade::OnUpgrade;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::body::ResponseBody;
@@ -29,9 +29,6 @@ use crate::request::{RemoteAddr, RequestInfo, parse_query, query_param};
 use crate::session::{Session, Timing, TransportKind};
 use crate::socket::{Shared, Socket};
 use crate::transport::{polling, websocket};
-
-/// Commands a session's task may have waiting; HTTP requests wait when it is full.
-const CMD_QUEUE: usize = 8;
 
 /// An Engine.IO server. Cheap to clone; all clones share the sessions.
 pub struct Engine<H: Handler> {
@@ -58,7 +55,13 @@ pub(crate) struct EngineInner<H: Handler> {
 #[derive(Clone)]
 pub(crate) struct Entry {
     pub(crate) socket: Socket,
-    pub(crate) cmds: mpsc::Sender<Cmd>,
+}
+
+impl Entry {
+    /// Hands a request to the session's task; given back if the session has ended.
+    pub(crate) fn send(&self, cmd: Cmd) -> Result<(), Cmd> {
+        self.socket.shared.send_cmd(cmd)
+    }
 }
 
 impl<H: Handler> EngineInner<H> {
@@ -282,7 +285,6 @@ impl<H: Handler> Engine<H> {
             config.max_buffered_bytes,
         ));
         let socket = Socket { shared };
-        let (cmd_tx, cmd_rx) = mpsc::channel(CMD_QUEUE);
         let timing = Timing {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
@@ -293,11 +295,10 @@ impl<H: Handler> Engine<H> {
             sid.clone().into_boxed_str(),
             Entry {
                 socket: socket.clone(),
-                cmds: cmd_tx.clone(),
             },
         );
         tracing::debug!(sid = %sid, transport = transport.as_str(), "session opened");
-        let driver = Driver::new(self.inner.clone(), socket.clone(), session, cmd_rx, cmd_tx);
+        let driver = Driver::new(self.inner.clone(), socket.clone(), session);
         let mut frames = vec![open];
         frames.extend(config.initial_packet.clone());
 
@@ -309,20 +310,7 @@ impl<H: Handler> Engine<H> {
                         queue.push_control(frame);
                     }
                 }
-                let inner = self.inner.clone();
-                let max_payload = config.max_payload;
-                tokio::spawn(async move {
-                    match on_upgrade.await {
-                        Ok(upgraded) => {
-                            let ws = websocket::from_upgraded(upgraded, max_payload).await;
-                            driver.run(Some(ws)).await;
-                        }
-                        Err(err) => {
-                            tracing::debug!(sid = %socket.id(), %err, "websocket handshake failed");
-                            inner.remove(socket.id());
-                        }
-                    }
-                });
+                tokio::spawn(driver.run(Some((on_upgrade, config.max_payload))));
                 switching_protocols(&accept)
             }
             _ => {
@@ -358,10 +346,8 @@ impl<H: Handler> Engine<H> {
         let max_payload = self.inner.config.max_payload;
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
-                let ws = websocket::from_upgraded(upgraded, max_payload).await;
-                if let Err(mpsc::error::SendError(Cmd::WebSocket(ws))) =
-                    entry.cmds.send(Cmd::WebSocket(Box::new(ws))).await
-                {
+                let ws = websocket::WsConn::new(upgraded, max_payload);
+                if let Err(Cmd::WebSocket(ws)) = entry.send(Cmd::WebSocket(Box::new(ws))) {
                     websocket::close_later(*ws);
                 }
             }

@@ -280,7 +280,12 @@ impl Session {
     }
 
     pub(crate) fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() && self.actions.capacity() > 0 {
+            // Idle sessions keep no buffer (DESIGN.md: a few KiB per idle connection).
+            self.actions = VecDeque::new();
+        }
+        action
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use crate::driver::Cmd;
 use crate::error::Error;
 use crate::packet::Frame;
 use crate::request::RequestInfo;
@@ -62,8 +63,6 @@ impl Socket {
             tracing::debug!(sid = %self.id(), "outbound queue full: closing the connection");
             self.shared
                 .request_close(CloseReason::TransportError, false);
-            // The WebSocket writer is stuck on a client that does not read: stop it.
-            self.shared.kill.notify_one();
         }
         self.shared.notify.notify_one();
         result
@@ -97,9 +96,10 @@ pub(crate) struct Shared {
     pub(crate) id: Box<str>,
     pub(crate) request: RequestInfo,
     queue: Mutex<OutQueue>,
+    /// Requests for the session's task; `None` once it has ended.
+    cmds: Mutex<Option<VecDeque<Cmd>>>,
+    /// Wakes the session's task: something was queued, a close was asked, or a command came.
     pub(crate) notify: Notify,
-    /// Stops a WebSocket write that a client no longer reads.
-    pub(crate) kill: Notify,
     /// 0 polling, 1 WebSocket.
     pub(crate) transport: AtomicU8,
     /// Whether a write would go out now (a pending GET, or an open WebSocket): `volatile`.
@@ -125,8 +125,8 @@ impl Shared {
             id: id.into_boxed_str(),
             request,
             queue: Mutex::new(OutQueue::default()),
+            cmds: Mutex::new(Some(VecDeque::new())),
             notify: Notify::new(),
-            kill: Notify::new(),
             transport: AtomicU8::new(transport as u8),
             writable: AtomicBool::new(false),
             post_busy: AtomicBool::new(false),
@@ -141,6 +141,38 @@ impl Shared {
         self.queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn cmds(&self) -> MutexGuard<'_, Option<VecDeque<Cmd>>> {
+        self.cmds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hands a request to the session's task; given back when the session has ended or has
+    /// too many waiting (a client does not need more than a GET, a POST and a probe at once).
+    pub(crate) fn send_cmd(&self, cmd: Cmd) -> Result<(), Cmd> {
+        {
+            let mut cmds = self.cmds();
+            match cmds.as_mut() {
+                Some(cmds) if cmds.len() < MAX_CMDS => cmds.push_back(cmd),
+                _ => return Err(cmd),
+            }
+        }
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    /// The requests waiting for the session's task.
+    pub(crate) fn take_cmds(&self) -> VecDeque<Cmd> {
+        self.cmds().as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The session's task has ended: later requests are refused, waiting ones dropped (their
+    /// requests see the session gone).
+    pub(crate) fn end_cmds(&self) {
+        let left = self.cmds().take();
+        drop(left);
     }
 
     /// Asks the connection's owner to close; `flush` sends what is queued first.
@@ -158,6 +190,9 @@ impl Shared {
         self.transport.store(transport as u8, Ordering::Release);
     }
 }
+
+/// Requests a session may have waiting for its task.
+const MAX_CMDS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CloseRequest {
@@ -199,12 +234,7 @@ impl OutQueue {
         self.frames.push_back(frame);
     }
 
-    /// Moves the queued frames into `batch` (empty), handing `batch`'s buffer to the queue.
-    pub(crate) fn swap_out(&mut self, batch: &mut VecDeque<Frame>) {
-        self.bytes = 0;
-        std::mem::swap(&mut self.frames, batch);
-    }
-
+    /// Takes the queued frames; the queue keeps no buffer (an idle connection holds none).
     pub(crate) fn take(&mut self) -> VecDeque<Frame> {
         self.bytes = 0;
         std::mem::take(&mut self.frames)

@@ -33,9 +33,7 @@ pub(crate) async fn get(
 ) -> Result<Response<ResponseBody>, RequestError> {
     let (tx, rx) = oneshot::channel();
     entry
-        .cmds
         .send(Cmd::Poll(tx))
-        .await
         .map_err(|_| RequestError::UnknownSid)?;
     match rx.await {
         Ok(PollReply::Frames(frames)) => Ok(payload_response(&frames, config, headers)),
@@ -155,13 +153,7 @@ where
         Err(status) => return fail(entry, status).await,
     };
     let (done, wait) = oneshot::channel();
-    if entry
-        .cmds
-        .send(Cmd::Post(Box::new((body, done))))
-        .await
-        .is_err()
-        || wait.await.is_err()
-    {
+    if entry.send(Cmd::Post(Box::new((body, done)))).is_err() || wait.await.is_err() {
         return RequestError::UnknownSid.into_response(false);
     }
     Response::builder()
@@ -172,10 +164,7 @@ where
 }
 
 async fn fail(entry: &Entry, status: StatusCode) -> Response<ResponseBody> {
-    let _ = entry
-        .cmds
-        .send(Cmd::Fail(CloseReason::TransportError))
-        .await;
+    let _ = entry.send(Cmd::Fail(CloseReason::TransportError));
     empty(status)
 }
 
