@@ -2,6 +2,7 @@
 //! surfaced to Socket.IO as `handshake`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::{HeaderMap, Method, Uri};
@@ -14,10 +15,10 @@ pub struct RequestInfo {
     pub method: Method,
     /// Request target.
     pub uri: Uri,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Decoded query parameters, in order.
-    pub query: Vec<(String, String)>,
+    /// Headers (shared with every Socket.IO handshake of the connection).
+    pub headers: Arc<HeaderMap>,
+    /// Decoded query parameters, in order (shared like the headers).
+    pub query: Arc<[(String, String)]>,
     /// Peer address, when the server knows it.
     pub remote_addr: Option<SocketAddr>,
     /// Whether the connection was TLS (`x-forwarded-proto: https` is not trusted).
@@ -31,8 +32,8 @@ impl RequestInfo {
         Self {
             method: parts.method.clone(),
             uri: owned_uri(&parts.uri),
-            headers: owned_headers(&parts.headers),
-            query: parse_query(parts.uri.query().unwrap_or_default()),
+            headers: Arc::new(owned_headers(&parts.headers)),
+            query: parse_query(parts.uri.query().unwrap_or_default()).into(),
             remote_addr,
             secure: parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS),
             time: SystemTime::now(),

@@ -25,7 +25,7 @@ fn guarded(seen: &Seen) -> Config {
             .map(|v| v.to_str().expect("ASCII header").to_owned());
         seen.lock()
             .expect("hook lock")
-            .push((token.clone(), req.query.clone()));
+            .push((token.clone(), req.query.to_vec()));
         match token.as_deref() {
             Some("letmein") => Ok(()),
             _ => Err("missing \"x-token\"".to_owned()),

@@ -61,6 +61,11 @@ impl ClientShared {
         self.conn.close();
     }
 
+    /// Whether a namespace was ever joined (`connectTimeout`).
+    pub(crate) fn has_joined(&self) -> bool {
+        self.joined.load(Ordering::Acquire)
+    }
+
     pub(crate) fn close_sockets(&self, reason: DisconnectReason) {
         for socket in self.take_sockets() {
             socket.close_with(reason, false);
@@ -83,18 +88,9 @@ impl Client {
             sockets: Mutex::new(HashMap::new()),
             joined: AtomicBool::new(false),
         });
-        // `connectTimeout`: close a connection that joins no namespace in time.
-        let weak = Arc::downgrade(&shared);
-        let timeout = server.config.connect_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(shared) = weak.upgrade()
-                && !shared.joined.load(Ordering::Acquire)
-            {
-                tracing::debug!(sid = %shared.conn.id(), "no namespace joined within connectTimeout");
-                shared.close(DisconnectReason::ForcedServerClose);
-            }
-        });
+        server
+            .connect_timeouts
+            .watch(Arc::downgrade(&shared), server.config.connect_timeout);
         let decoder = Decoder::new(server.config.parser, server.parser_limits());
         Self {
             shared,

@@ -1,6 +1,7 @@
 //! `socket.handshake`: what the connection brought (Node's `Handshake`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::HeaderMap;
@@ -12,7 +13,7 @@ use crate::Value;
 #[derive(Debug, Clone)]
 pub struct Handshake {
     /// Request headers of the Engine.IO handshake.
-    pub headers: HeaderMap,
+    pub headers: Arc<HeaderMap>,
     /// When the socket connected to the namespace.
     pub time: SystemTime,
     /// Peer address.
@@ -26,7 +27,7 @@ pub struct Handshake {
     /// The request target of the Engine.IO handshake.
     pub url: String,
     /// Query parameters.
-    pub query: Vec<(String, String)>,
+    pub query: Arc<[(String, String)]>,
     /// The CONNECT payload (`{}` when there was none).
     pub auth: Value,
 }

@@ -15,6 +15,7 @@ pub mod adapter;
 mod client;
 mod codec;
 mod config;
+mod connect_timeout;
 mod error;
 mod handshake;
 mod namespace;

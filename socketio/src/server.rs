@@ -13,6 +13,7 @@ use crate::Value;
 use crate::adapter::{Adapter, Room};
 use crate::client::Client;
 use crate::config::Config;
+use crate::connect_timeout::ConnectTimeouts;
 use crate::namespace::{AdapterFactory, HandlerSet, Namespace, ParentNamespace};
 use crate::operator::BroadcastOperator;
 use crate::parser::json::ParserLimits;
@@ -38,6 +39,7 @@ pub(crate) struct ServerInner {
     namespaces: RwLock<HashMap<String, Namespace>>,
     parents: RwLock<Vec<ParentNamespace>>,
     factory: AdapterFactory,
+    pub(crate) connect_timeouts: Arc<ConnectTimeouts>,
 }
 
 /// The engine's handler: hands each connection to a Socket.IO [`Client`].
@@ -137,6 +139,7 @@ impl SocketIo {
             namespaces: RwLock::new(HashMap::new()),
             parents: RwLock::new(Vec::new()),
             factory,
+            connect_timeouts: Arc::default(),
         });
         let engine = Engine::new(
             engine_config,

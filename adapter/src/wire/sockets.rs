@@ -138,7 +138,7 @@ fn handshake_from_value(value: Option<&Value>) -> Handshake {
         .or_else(|| UNIX_EPOCH.checked_add(Duration::from_millis(issued)))
         .unwrap_or(UNIX_EPOCH);
     Handshake {
-        headers: headers_from_value(field("headers")),
+        headers: headers_from_value(field("headers")).into(),
         time,
         address: field("address")
             .and_then(Value::as_str)
@@ -151,7 +151,7 @@ fn handshake_from_value(value: Option<&Value>) -> Handshake {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
-        query: query_from_value(field("query")),
+        query: query_from_value(field("query")).into(),
         auth: field("auth")
             .cloned()
             .unwrap_or_else(|| Value::Map(Vec::new())),
@@ -223,14 +223,14 @@ mod tests {
         let info = SocketInfo {
             id: "sid".into(),
             handshake: Handshake {
-                headers,
+                headers: headers.into(),
                 time: UNIX_EPOCH + Duration::from_secs(1_795_854_075),
                 address: Some("127.0.0.1:5555".parse().unwrap()),
                 xdomain: true,
                 secure: false,
                 issued: 1_795_854_075_224,
                 url: "/socket.io/?x=1&x=2".into(),
-                query: vec![("x".into(), "1".into()), ("x".into(), "2".into())],
+                query: vec![("x".into(), "1".into()), ("x".into(), "2".into())].into(),
                 auth: Value::Map(vec![("k".into(), 1.into())]),
             },
             rooms: vec!["z".into(), "sid".into(), "a".into()],
