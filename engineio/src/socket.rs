@@ -55,16 +55,20 @@ impl Socket {
     /// and its binary attachments). A full queue closes the connection with `transport error`:
     /// the client stopped reading, and cutting it lets it reconnect and recover.
     pub fn send_all(&self, frames: impl IntoIterator<Item = Frame>) -> Result<(), Error> {
-        let result = self
-            .shared
-            .queue()
-            .push(frames, self.shared.max_buffered_bytes);
+        let (result, was_empty) = {
+            let mut queue = self.shared.queue();
+            let was_empty = queue.frames.is_empty();
+            (queue.push(frames, self.shared.max_buffered_bytes), was_empty)
+        };
         if matches!(result, Err(Error::QueueFull)) {
             tracing::debug!(sid = %self.id(), "outbound queue full: closing the connection");
             self.shared
                 .request_close(CloseReason::TransportError, false);
+        } else if was_empty {
+            // Only the first message of a batch wakes the session's task: it takes the whole
+            // queue when it runs (a broadcast to N sockets then costs N pushes, not N wakes).
+            self.shared.notify.notify_one();
         }
-        self.shared.notify.notify_one();
         result
     }
 
