@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Fuzz smoke run: builds every target in fuzz/ and runs each for a short while over its seed
-# corpus. Needs only the stable toolchain and a C++ compiler (libfuzzer-sys builds libFuzzer):
-# no nightly, no cargo-fuzz. The targets are built with the sanitizer-coverage flags cargo-fuzz
+# Fuzz smoke run: builds every target in fuzz/ (Engine.IO and Socket.IO codecs, Redis adapter
+# messages, JWT-bearing CONNECT; see fuzz/README.md) and runs each for a short while over its
+# seed corpus. scripts/fuzz-long.sh runs the same build for longer, one target at a time.
+# Needs only the stable toolchain and a C++ compiler (libfuzzer-sys builds libFuzzer): no
+# nightly, no cargo-fuzz. The targets are built with the sanitizer-coverage flags cargo-fuzz
 # passes, minus the `-Z` ones (so no AddressSanitizer: the decoders are safe Rust, and a panic or
 # a failed assert is what the targets catch).
 #

@@ -1,7 +1,9 @@
 //! `loadgen <scenario> [--option value]...`: drives a server of the testbed contract's `app`
 //! profile (or the limit server) and prints one JSON line with the scenario's figures.
 //!
-//! Scenarios: `connect`, `echo`, `fanout` (also `cluster-fanout`, with two `--addr`), `rooms`.
+//! Scenarios: `connect`, `echo`, `fanout` (also `cluster-fanout`, with two `--addr`), `rooms`,
+//! `churn` (clients coming and going for `--seconds`, see `churn.rs`; `--flavor sockeye` for
+//! `sockeye --dev`).
 //! `loadgen report ...` turns the lines of a run into the table (see `bench/run.sh`).
 
 use std::cell::{Cell, RefCell};
@@ -19,7 +21,10 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, spawn_local};
 
-const USAGE: &str = "usage: loadgen <connect|echo|fanout|cluster-fanout|rooms> [--addr HOST:PORT[,HOST:PORT]] \
+#[path = "../churn.rs"]
+mod churn;
+
+const USAGE: &str = "usage: loadgen <connect|echo|fanout|cluster-fanout|rooms|churn> [--addr HOST:PORT[,HOST:PORT]] \
 [--server LABEL] [--round N] [--name LABEL] [--note TEXT] [scenario options]\n       loadgen report --in FILE.jsonl --out FILE.json";
 
 /// Command-line options: `--name value` pairs; every one must be used by the scenario.
@@ -738,6 +743,59 @@ async fn rooms(opts: &Opts, params: &mut Metrics) -> Result<Metrics, String> {
     .await
 }
 
+async fn churn(opts: &Opts, params: &mut Metrics) -> Result<Metrics, String> {
+    let addr = *opts.addrs()?.first().ok_or("--addr: no address")?;
+    let flavor = match opts.str("flavor", "testbed").as_str() {
+        "testbed" => churn::Flavor::Testbed,
+        "sockeye" => churn::Flavor::Sockeye,
+        other => return Err(format!("--flavor: testbed or sockeye, not {other:?}")),
+    };
+    let seconds: f64 = opts.num("seconds", 60.0)?;
+    let concurrency: usize = opts.num("concurrency", 32)?;
+    let rooms: usize = opts.num("rooms", 3)?;
+    let users: usize = opts.num("users", 20)?;
+    opts.finish()?;
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err("--seconds must be positive".into());
+    }
+    params.insert("seconds".into(), json!(seconds));
+    params.insert("concurrency".into(), json!(concurrency));
+    params.insert("rooms".into(), json!(rooms));
+    params.insert("users".into(), json!(users));
+    let started = Instant::now();
+    let stats = churn::run(churn::Config {
+        addr,
+        flavor,
+        duration: Duration::from_secs_f64(seconds),
+        concurrency,
+        rooms,
+        users,
+    })
+    .await?;
+    let mut m = Metrics::new();
+    let cycles = stats.cycles();
+    m.insert("cycles".into(), json!(cycles));
+    m.insert(
+        "cycles_per_s".into(),
+        json!(round3(cycles as f64 / started.elapsed().as_secs_f64())),
+    );
+    m.insert("ws_graceful".into(), json!(stats.ws_graceful.get()));
+    m.insert("ws_dropped".into(), json!(stats.ws_dropped.get()));
+    m.insert("upgraded".into(), json!(stats.upgraded.get()));
+    m.insert(
+        "upgrades_abandoned".into(),
+        json!(stats.upgrades_abandoned.get()),
+    );
+    m.insert("polls_abandoned".into(), json!(stats.polls_abandoned.get()));
+    m.insert(
+        "connects_abandoned".into(),
+        json!(stats.connects_abandoned.get()),
+    );
+    m.insert("errors".into(), json!(stats.errors.get()));
+    m.insert("first_errors".into(), json!(*stats.first_errors.borrow()));
+    Ok(m)
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async fn run(scenario: &str, opts: &Opts) -> Value {
@@ -756,6 +814,7 @@ async fn run(scenario: &str, opts: &Opts) -> Value {
         "fanout" => fanout(opts, &mut params, false).await,
         "cluster-fanout" => fanout(opts, &mut params, true).await,
         "rooms" => rooms(opts, &mut params).await,
+        "churn" => churn(opts, &mut params).await,
         other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
     };
     let mut line = json!({
