@@ -1,9 +1,10 @@
 //! Engine.IO v4 server.
 //!
 //! A pure core — packet and payload codecs ([`packet`](crate::Frame)), the session state
-//! machine — and a thin runtime edge: hyper for HTTP long-polling, tokio-tungstenite for
-//! WebSocket, one task per session. The layer above implements [`Handler`] and talks to each
-//! connection through its [`Socket`].
+//! machine, the RFC 6455 frame codec — and a thin runtime edge: hyper for HTTP long-polling
+//! and the WebSocket upgrade, one task per session that also reads and writes its WebSocket.
+//! The layer above implements [`Handler`] and talks to each connection through its
+//! [`Socket`].
 //!
 //! ```no_run
 //! use engineio::{CloseReason, Config, Engine, Frame, Handler, Message, Socket};
