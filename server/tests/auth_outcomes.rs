@@ -132,6 +132,45 @@ async fn hs256_outcomes() {
     server.shutdown().await;
 }
 
+/// The auth limits (`docs/limits.md`): a correctly signed token over 8 KiB, or with a `sub` over
+/// 256 bytes, is refused as `invalid_token`; right at the limits it is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_tokens_and_user_ids_are_refused_even_when_signed() {
+    let server = start(config()).await;
+    let addr = server.addr;
+    let connects = |token: String| async move {
+        Client::connect(addr, Some(json!({ "token": token })), &[]).await
+    };
+
+    let longest_sub = "u".repeat(256);
+    assert!(
+        connects(token(&longest_sub)).await.is_ok(),
+        "a 256-byte sub"
+    );
+    assert_eq!(
+        refused(addr, Some(json!({ "token": token(&"u".repeat(257)) })), &[]).await,
+        "invalid_token"
+    );
+
+    // Padding in an extra claim: find the sizes just under and over 8 KiB.
+    let padded = |pad: usize| {
+        token_with(&json!({ "sub": "alice", "exp": now() + 600, "pad": "p".repeat(pad) }))
+    };
+    let mut pad = 5000;
+    while padded(pad + 1).len() <= 8 * 1024 {
+        pad += 1;
+    }
+    assert!(padded(pad).len() <= 8 * 1024 && padded(pad + 1).len() > 8 * 1024);
+    assert!(connects(padded(pad)).await.is_ok(), "a token of 8 KiB");
+    let over = padded(pad + 4);
+    assert!(over.len() > 8 * 1024);
+    assert_eq!(
+        refused(addr, Some(json!({ "token": over })), &[]).await,
+        "invalid_token"
+    );
+    server.shutdown().await;
+}
+
 fn sign(alg: Algorithm, private_pem: &str, claims: &Json) -> String {
     let pem = std::fs::read(key_path(private_pem)).unwrap();
     let key = match alg {
