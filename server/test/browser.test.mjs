@@ -9,60 +9,29 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { startServer } from "./support.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.SOCKEYE_BIN ?? join(here, "..", "..", "target", "debug", "sockeye");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WAIT = 10000;
 
-if (!existsSync(BIN)) {
-  throw new Error(`sockeye binary not found at ${BIN}: run cargo build -p sockeye first`);
-}
 if (!existsSync(CHROMIUM)) {
   throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (Debian's package)`);
 }
 
+// The sockeye process is killed by support.mjs when the file ends; these undo the rest.
 const cleanups = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-/** Starts sockeye; resolves with { url, child, log } once it listens. */
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ["--host", "127.0.0.1", "--port", "0", ...args], {
-      env: { PATH: process.env.PATH, LOG_LEVEL: "info" },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    cleanups.push(() => child.kill("SIGKILL"));
-    const log = [];
-    let buffered = "";
-    const timer = setTimeout(() => reject(new Error("sockeye did not start: " + log.join("\n"))), WAIT);
-    child.stderr.on("data", (data) => {
-      buffered += data;
-      let nl;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        log.push(line);
-        const m = line.match(/listening on (http:\/\/[\d.:]+)/);
-        if (m) { clearTimeout(timer); resolve({ url: m[1], child, log }); }
-      }
-    });
-    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`sockeye exited ${code}: ${log.join("\n")}`)); });
-  });
-}
-
 test("the demo page in Chromium: connect, search, stream a model answer, cancel it", async () => {
   // Paced so that the model answer (over 20 chunks, one every 100 ms) is still running when
   // the test clicks Cancel.
-  const server = await startServer(["--dev", "--example-worker-delay-ms", "200"]);
+  const server = await startServer(["--dev", "--example-worker-delay-ms", "200"], {}, { wait: WAIT });
   const userDataDir = mkdtempSync(join(tmpdir(), "sockeye-chromium-"));
   cleanups.push(() => rmSync(userDataDir, { recursive: true, force: true }));
   const context = await chromium.launchPersistentContext(userDataDir, {

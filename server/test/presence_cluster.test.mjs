@@ -9,133 +9,25 @@
 // SOCKEYE_BIN overrides the binary (default: target/debug/sockeye of the workspace). Needs
 // Debian's redis-server on PATH; the test starts its own instance on a free port.
 
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { createHmac } from "node:crypto";
-import { existsSync } from "node:fs";
-import { createServer, connect as tcpConnect } from "node:net";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { io } from "socket.io-client";
+import { spawnSync } from "node:child_process";
+import {
+  WAIT, collect, connect as connectWithToken, now, sign, sleep, startRedis, startServer,
+} from "./support.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.SOCKEYE_BIN ?? join(here, "..", "..", "target", "debug", "sockeye");
 const SECRET = "presence-cluster-secret-presence-cluster";
-const WAIT = 5000;
 // Short, so the crashed-node case finishes quickly; heartbeats run every TTL / 3.
 const PRESENCE_TTL_MS = 1500;
 
-if (!existsSync(BIN)) {
-  throw new Error(`sockeye binary not found at ${BIN}: run cargo build -p sockeye first`);
-}
 if (spawnSync("redis-server", ["--version"]).status !== 0) {
   throw new Error("redis-server not found: install Debian's redis-server (these tests start their own)");
 }
 
-const children = new Set();
-const sockets = new Set();
-after(() => {
-  for (const s of sockets) s.disconnect();
-  for (const c of children) c.kill("SIGKILL");
-});
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function within(what, promise, ms = WAIT) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("timed out: " + what)), ms); }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function redisPing(port) {
-  return new Promise((resolve) => {
-    const s = tcpConnect(port, "127.0.0.1");
-    s.on("error", () => resolve(false));
-    s.on("connect", () => s.write("PING\r\n"));
-    s.on("data", (d) => { s.destroy(); resolve(String(d).startsWith("+PONG")); });
-  });
-}
-
-/** A private redis-server on a free port; resolves with its URL once it answers PING. */
-async function startRedis() {
-  const port = await freePort();
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-    stdio: "ignore",
-  });
-  children.add(child);
-  child.on("exit", () => children.delete(child));
-  const deadline = Date.now() + WAIT;
-  while (!(await redisPing(port))) {
-    if (Date.now() > deadline) throw new Error("redis-server did not answer PING");
-    await sleep(20);
-  }
-  return `redis://127.0.0.1:${port}`;
-}
-
-/** Starts sockeye; resolves with { url, child, log } once it listens. */
-function startServer(env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ["--host", "127.0.0.1", "--port", "0"], {
-      env: { PATH: process.env.PATH, LOG_LEVEL: "info", ...env },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    children.add(child);
-    child.on("exit", () => children.delete(child));
-    const log = [];
-    let buffered = "";
-    const timer = setTimeout(() => reject(new Error("sockeye did not start: " + log.join("\n"))), WAIT);
-    child.stderr.on("data", (data) => {
-      buffered += data;
-      let nl;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        log.push(line);
-        const m = line.match(/listening on (http:\/\/[\d.:]+)/);
-        if (m) { clearTimeout(timer); resolve({ url: m[1], child, log }); }
-      }
-    });
-    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`sockeye exited ${code}: ${log.join("\n")}`)); });
-  });
-}
-
-const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
-function tokenFor(sub) {
-  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
-  return `${body}.${createHmac("sha256", SECRET).update(body).digest("base64url")}`;
-}
+const tokenFor = (sub) => sign({ sub, exp: now() + 3600 }, SECRET);
 
 /** A connected official client for `user`. */
-async function connect(url, user, opts = {}) {
-  const socket = io(url, { auth: { token: tokenFor(user) }, reconnection: false, ...opts });
-  sockets.add(socket);
-  await within(`${user} connects`, new Promise((resolve, reject) => {
-    socket.once("connect", resolve);
-    socket.once("connect_error", reject);
-  }));
-  return socket;
-}
-
-/** Records every `event` a socket receives. */
-function record(socket, event) {
-  const got = [];
-  socket.on(event, (p) => got.push(p));
-  return got;
-}
+const connect = (url, user, opts = {}) => connectWithToken(url, tokenFor(user), opts);
 
 /** Waits until `list` has more than `n` entries, and returns entry `n`. */
 async function nth(what, list, n, ms = WAIT) {
@@ -165,8 +57,8 @@ const nodeEnv = (id, extra = {}) => ({
 });
 
 before(async () => {
-  redisUrl = await startRedis();
-  [a, b] = await Promise.all([startServer(nodeEnv("node-a")), startServer(nodeEnv("node-b"))]);
+  redisUrl = (await startRedis()).url;
+  [a, b] = await Promise.all([startServer([], nodeEnv("node-a")), startServer([], nodeEnv("node-b"))]);
 });
 
 test("tab:update reaches the same user's tabs on the other node, not the sender or other users", async () => {
@@ -176,11 +68,11 @@ test("tab:update reaches the same user's tabs on the other node, not the sender 
   const bobA = await connect(a.url, "bob");
   const bobB = await connect(b.url, "bob");
   const got = {
-    sender: record(sender, "tab:update:v1"),
-    otherTab1: record(otherTab1, "tab:update:v1"),
-    otherTab2: record(otherTab2, "tab:update:v1"),
-    bobA: record(bobA, "tab:update:v1"),
-    bobB: record(bobB, "tab:update:v1"),
+    sender: collect(sender, "tab:update:v1"),
+    otherTab1: collect(otherTab1, "tab:update:v1"),
+    otherTab2: collect(otherTab2, "tab:update:v1"),
+    bobA: collect(bobA, "tab:update:v1"),
+    bobB: collect(bobB, "tab:update:v1"),
   };
   const ack = await sender.emitWithAck("tab:update", { tabId: "tab-on-a", state: { draft: "hello", page: 2 } });
   assert.deepEqual(ack, { ok: true });
@@ -202,7 +94,7 @@ test("tab:update reaches the same user's tabs on the other node, not the sender 
 
 test("presence is cluster-wide: online once on the first socket anywhere, offline once on the last", async () => {
   const watcher = await connect(b.url, "watcher");
-  const events = record(watcher, "user:presence:v1");
+  const events = collect(watcher, "user:presence:v1");
   const before = await watcher.emitWithAck("presence:subscribe", { userIds: ["pat"] });
   assert.deepEqual(before, { ok: true, users: [{ userId: "pat", online: false }] });
 
@@ -215,7 +107,7 @@ test("presence is cluster-wide: online once on the first socket anywhere, offlin
   const askedOnB = await watcher.emitWithAck("presence:subscribe", { userIds: ["pat", "nobody"] });
   assert.deepEqual(askedOnB.users, [{ userId: "pat", online: true }, { userId: "nobody", online: false }]);
   const watcherA = await connect(a.url, "watcher2");
-  const eventsA = record(watcherA, "user:presence:v1");
+  const eventsA = collect(watcherA, "user:presence:v1");
   const askedOnA = await watcherA.emitWithAck("presence:subscribe", { userIds: ["pat"] });
   assert.deepEqual(askedOnA.users, [{ userId: "pat", online: true }]);
 
@@ -244,9 +136,9 @@ test("presence is cluster-wide: online once on the first socket anywhere, offlin
 });
 
 test("a crashed node's users go offline after the presence TTL", async () => {
-  const c = await startServer(nodeEnv("node-c"));
+  const c = await startServer([], nodeEnv("node-c"));
   const watcher = await connect(b.url, "watcher3");
-  const events = record(watcher, "user:presence:v1");
+  const events = collect(watcher, "user:presence:v1");
   await watcher.emitWithAck("presence:subscribe", { userIds: ["quinn", "rita"] });
   await connect(c.url, "quinn");
   // rita also has a socket on a: the crash of c must not take her offline.

@@ -6,88 +6,18 @@
 //
 // SOCKEYE_BIN overrides the binary (default: target/debug/sockeye of the workspace).
 
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createHmac } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { io } from "socket.io-client";
+import { SECRET, b64, client, connect, next, now, sign, sleep, startServer, tokenFor, within } from "./support.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.SOCKEYE_BIN ?? join(here, "..", "..", "target", "debug", "sockeye");
-const SECRET = "node-e2e-secret-node-e2e-secret-node-e2e";
-const WAIT = 5000;
 
-if (!existsSync(BIN)) {
-  throw new Error(`sockeye binary not found at ${BIN}: run cargo build -p sockeye first`);
-}
-
-const children = new Set();
-after(() => { for (const c of children) c.kill("SIGKILL"); });
-
-/** Starts sockeye; resolves with { url, child, log } once it listens. */
-function startServer(args, env = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ["--host", "127.0.0.1", "--port", "0", ...args], {
-      env: { PATH: process.env.PATH, LOG_LEVEL: "info", ...env },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    children.add(child);
-    child.on("exit", () => children.delete(child));
-    const log = [];
-    let buffered = "";
-    const timer = setTimeout(() => reject(new Error("sockeye did not start: " + log.join("\n"))), WAIT);
-    child.stderr.on("data", (data) => {
-      buffered += data;
-      let nl;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        log.push(line);
-        const m = line.match(/listening on (http:\/\/[\d.:]+)/);
-        if (m) { clearTimeout(timer); resolve({ url: m[1], child, log }); }
-      }
-    });
-    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`sockeye exited ${code}: ${log.join("\n")}`)); });
-  });
-}
-
-const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
-function sign(claims, secret = SECRET, header = { alg: "HS256", typ: "JWT" }) {
-  const body = `${b64(header)}.${b64(claims)}`;
-  return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
-}
-const now = () => Math.floor(Date.now() / 1000);
-const tokenFor = (sub) => sign({ sub, exp: now() + 3600 });
-
-function within(what, promise, ms = WAIT) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("timed out: " + what)), ms); }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-const sockets = new Set();
-after(() => { for (const s of sockets) s.disconnect(); });
-
-/** A connected official client. */
-async function connect(url, token, opts = {}) {
-  const socket = io(url, { auth: { token }, reconnection: false, ...opts });
-  sockets.add(socket);
-  await within("connect", new Promise((resolve, reject) => {
-    socket.once("connect", resolve);
-    socket.once("connect_error", reject);
-  }));
-  return socket;
-}
-
-/** The connect_error of a refused client. */
+/** The connect_error of a refused client (no `auth` unless `opts` has one). */
 async function refused(url, opts) {
-  const socket = io(url, { reconnection: false, ...opts });
-  sockets.add(socket);
+  const socket = client(url, undefined, { auth: undefined, ...opts });
   const err = await within("connect_error", new Promise((resolve, reject) => {
     socket.once("connect_error", resolve);
     socket.once("connect", () => reject(new Error("connected")));
@@ -95,12 +25,6 @@ async function refused(url, opts) {
   socket.disconnect();
   return err;
 }
-
-const next = (socket, event, filter = () => true) =>
-  within(event, new Promise((resolve) => {
-    const handler = (payload) => { if (filter(payload)) { socket.off(event, handler); resolve(payload); } };
-    socket.on(event, handler);
-  }));
 
 const server = await startServer([], { JWT_SECRET: SECRET, EXAMPLE_WORKER: "1", EXAMPLE_WORKER_DELAY_MS: "20", RATE_LIMIT_BURST: "4" });
 
@@ -196,7 +120,7 @@ test("tab sync and presence", async () => {
   const got = await relayed;
   assert.equal(got.tabId, "t1");
   assert.deepEqual(got.state, { page: 3 });
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   assert.equal(echoed, false, "the sender's own tab got its update back");
   const offline = next(watcher, "user:presence:v1", (p) => p.online === false);
   dave1.disconnect();
@@ -218,8 +142,7 @@ test("SIGTERM: clients are disconnected and try to reconnect; exit 0", async () 
   const dev = await startServer(["--dev", "--example-worker-delay-ms", "10"], { SHUTDOWN_GRACE_MS: "1500" });
   assert.ok(dev.log.some((l) => l.includes("DEV MODE")));
   const { token } = await (await fetch(dev.url + "/api/dev/token?user=erin")).json();
-  const socket = io(dev.url, { auth: { token }, reconnectionDelay: 50, reconnectionDelayMax: 100 });
-  sockets.add(socket);
+  const socket = client(dev.url, token, { reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
   await within("connect", new Promise((r) => socket.once("connect", r)));
   // Upgraded first: a polling client between two GETs would see its next GET refused by a
   // node that is gone ("transport error"), which is a reconnect too but not the case tested.

@@ -52,7 +52,7 @@ export async function eventually(what, check, ms = WAIT) {
 }
 
 /** Spawns `args` of the sockeye binary and resolves once a stderr line matches `ready`. */
-function spawnSockeye(args, env, ready, name) {
+function spawnSockeye(args, env, ready, name, wait = WAIT) {
   return new Promise((resolve, reject) => {
     const child = spawn(BIN, args, {
       env: { PATH: process.env.PATH, LOG_LEVEL: "info", ...env },
@@ -62,7 +62,7 @@ function spawnSockeye(args, env, ready, name) {
     const log = [];
     let buffered = "";
     let started = false;
-    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${log.join("\n")}`)), WAIT);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${log.join("\n")}`)), wait);
     child.stderr.on("data", (data) => {
       buffered += data;
       let nl;
@@ -81,10 +81,13 @@ function spawnSockeye(args, env, ready, name) {
   });
 }
 
-/** Starts a sockeye node; resolves with { url, child, log } once it listens. */
-export async function startServer(args = [], env = {}) {
+/**
+ * Starts a sockeye node; resolves with { url, child, log } once it listens (within `wait` ms).
+ * It is killed when the test file ends.
+ */
+export async function startServer(args = [], env = {}, { wait = WAIT } = {}) {
   const { match, child, log } = await spawnSockeye(
-    ["--host", "127.0.0.1", "--port", "0", ...args], env, /listening on (http:\/\/[\d.:]+)/, "sockeye");
+    ["--host", "127.0.0.1", "--port", "0", ...args], env, /listening on (http:\/\/[\d.:]+)/, "sockeye", wait);
   return { url: match[1], child, log };
 }
 
@@ -140,7 +143,7 @@ export async function startRedis() {
   return redis;
 }
 
-const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
+export const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
 export function sign(claims, secret = SECRET, header = { alg: "HS256", typ: "JWT" }) {
   const body = `${b64(header)}.${b64(claims)}`;
   return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
