@@ -58,7 +58,10 @@ impl Socket {
         let (result, was_empty) = {
             let mut queue = self.shared.queue();
             let was_empty = queue.frames.is_empty();
-            (queue.push(frames, self.shared.max_buffered_bytes), was_empty)
+            (
+                queue.push(frames, self.shared.max_buffered_bytes),
+                was_empty,
+            )
         };
         if matches!(result, Err(Error::QueueFull)) {
             tracing::debug!(sid = %self.id(), "outbound queue full: closing the connection");

@@ -59,7 +59,10 @@ async fn a_body_dripped_slower_than_the_timeout_gets_408_and_ends_the_session() 
     // Announces 100 bytes, sends 2, then nothing.
     let status = raw_post(&server, &polling.sid, "Content-Length: 100\r\n", &[b"4a"]).await;
     assert!(status.starts_with("HTTP/1.1 408"), "{status}");
-    assert!(started.elapsed() >= Duration::from_millis(300), "not before the timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "not before the timeout"
+    );
     assert_eq!(
         server.handler().wait_close(&polling.sid).await,
         CloseReason::TransportError
@@ -80,7 +83,13 @@ async fn a_body_in_more_chunks_than_allowed_gets_413_and_ends_the_session() {
     chunks.extend((0..19).map(|_| b"1\r\nx\r\n".to_vec()));
     chunks.push(b"0\r\n\r\n".to_vec());
     let parts: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
-    let status = raw_post(&server, &polling.sid, "Transfer-Encoding: chunked\r\n", &parts).await;
+    let status = raw_post(
+        &server,
+        &polling.sid,
+        "Transfer-Encoding: chunked\r\n",
+        &parts,
+    )
+    .await;
     assert!(status.starts_with("HTTP/1.1 413"), "{status}");
     assert_eq!(
         server.handler().wait_close(&polling.sid).await,
